@@ -1,0 +1,151 @@
+"""The code blocks of a handbook page: where each one is, what it needs, and what it runs.
+
+A python fence is checked unless it says `notest`. Its options (after the language word):
+  requires="..."   hardware it needs (see requirements.py); skipped without it
+  timeout=N        seconds before a hang becomes a failure (default: pyproject's `timeout`)
+  sim="SCENARIO"   `import pynvml` gets the GPU simulator playing SCENARIO (see handbook/gpusim)
+  record           the recorder runs it on a GPU and the page shows the recorded output
+  notest           shown, never run (say why in the prose)
+  continuation     runs after the previous checked block of the page, in the same namespace
+  fixture:NAME     gets the pytest fixture NAME as a global
+Any fence may also carry the display options title="...", linenums="N" and hl_lines="...".
+Anything else is an error naming page:line: a misspelt option must never silently change what runs.
+"""
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from . import SNIPPETS, containers, requirements, snippets
+
+PYTHON = ("python", "py", "python3")
+DISPLAY_OPTIONS = {"title", "linenums", "hl_lines"}
+VALUE_OPTIONS = {"requires", "timeout", "sim"} | DISPLAY_OPTIONS
+FLAG_OPTIONS = {"record", "notest", "continuation"}
+
+
+class BlockError(ValueError):
+    """A fence the harness refuses; str() is `docs/page.md:LINE: what to fix`."""
+
+    def __init__(self, page: Path, line: int, message: str):
+        self.page, self.line = page, line
+        super().__init__(f"{rel(page)}:{line}: {message}")
+
+
+def rel(path: Path) -> str:
+    """A path as authors write it: relative to the working directory when inside it (docs/x.md)."""
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class PageParser(MarkdownIt):
+    """CommonMark, after flattening Material's containers; pytest-markdown-docs gets it through its hook."""
+
+    def __init__(self):
+        super().__init__("commonmark")
+
+    def parse(self, src, env=None):
+        return super().parse(containers.flatten(src), env)
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    line: int  # 1-based line of the opening fence
+    end_line: int  # 1-based line after the closing fence (where output may be inserted)
+    lang: str
+    options: dict = field(default_factory=dict)
+    requires: requirements.Requirements | None = None
+    timeout: int | None = None
+    snippet: snippets.Snippet | None = None
+    code: str = ""  # the fence's own text (the include line for snippet blocks)
+
+    @property
+    def checked(self) -> bool:
+        return self.lang in PYTHON and "notest" not in self.options
+
+    @property
+    def recorded(self) -> bool:
+        return "record" in self.options
+
+    @property
+    def where(self) -> str:
+        return f"{rel(self.page)}:{self.line}"
+
+    @property
+    def runs(self) -> str:
+        """The code the check executes: the included snippet, or the fence's own text."""
+        return self.snippet.text if self.snippet else self.code
+
+
+def split_info(info: str) -> tuple[str, list[str]]:
+    """`python title="a b" record` -> ("python", ['title=a b', 'record']); brace syntax {.python ...} too."""
+    info = info.strip()
+    if info.startswith("{") and info.endswith("}"):
+        words = shlex.split(info[1:-1])
+        lang = next((w[1:] for w in words if w.startswith(".")), "")
+        return lang, [w for w in words if not w.startswith(".")]
+    words = shlex.split(info)
+    return (words[0], words[1:]) if words else ("", [])
+
+
+def parse_options(page: Path, line: int, lang: str, words: list[str]) -> dict:
+    options: dict = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if key.startswith("fixture:") and not eq and lang in PYTHON:
+            options.setdefault("fixtures", []).append(key.removeprefix("fixture:"))
+            continue
+        allowed_values = VALUE_OPTIONS if lang in PYTHON else DISPLAY_OPTIONS
+        allowed_flags = FLAG_OPTIONS if lang in PYTHON else set()
+        if (eq and key not in allowed_values) or (not eq and key not in allowed_flags):
+            known = sorted(allowed_values | allowed_flags)
+            raise BlockError(page, line, f"unknown fence option {word!r} on a {lang or 'plain'} block (known: {', '.join(known)})")
+        options[key] = value if eq else True
+    return options
+
+
+def parse_block(page: Path, token, snippet_dir: Path = SNIPPETS) -> Block:
+    line = token.map[0] + 1
+    try:
+        lang, words = split_info(token.info)
+    except ValueError as err:  # unbalanced quotes
+        raise BlockError(page, line, f"cannot read fence options {token.info!r}: {err}") from None
+    options = parse_options(page, line, lang, words)
+    req = timeout = None
+    if "requires" in options:
+        try:
+            req = requirements.parse(options["requires"])
+        except requirements.RequirementError as err:
+            raise BlockError(page, line, str(err)) from None
+    if "timeout" in options:
+        if not options["timeout"].isdigit() or int(options["timeout"]) == 0:
+            raise BlockError(page, line, f"timeout={options['timeout']!r} must be a whole number of seconds > 0")
+        timeout = int(options["timeout"])
+    snippet = None
+    includes = [ln for ln in token.content.splitlines() if snippets.INCLUDE.match(ln)]
+    if includes:
+        if len(includes) > 1 or token.content.strip() != includes[0].strip():
+            raise BlockError(page, line, "a block that includes a snippet holds exactly one --8<-- line and nothing else")
+        try:
+            snippet = snippets.resolve(snippets.INCLUDE.match(includes[0])["target"], snippet_dir)
+        except snippets.SnippetError as err:
+            raise BlockError(page, line, str(err)) from None
+    block = Block(page, line, token.map[1], lang, options, req, timeout, snippet, token.content)
+    if block.checked and "continuation" in options and snippet:
+        raise BlockError(page, line, "a snippet block cannot be a continuation: snippets are whole programs")
+    if block.recorded and not (block.checked and snippet):
+        raise BlockError(page, line, "record needs a checked python block that includes a snippet (recordings live beside it)")
+    return block
+
+
+def parse_page(page: Path, snippet_dir: Path = SNIPPETS) -> list[Block]:
+    text = page.read_text(encoding="utf-8")
+    return [parse_block(page, t, snippet_dir) for t in PageParser().parse(text) if t.type == "fence" and t.map]
+
+
+def pages(docs: Path) -> list[Path]:
+    return sorted(docs.rglob("*.md"))

@@ -1,0 +1,152 @@
+"""The recorder: run a page's `record` blocks on this machine's GPU and write one recording per block.
+
+    python -m handbook.record                       # every page
+    python -m handbook.record docs/fundamentals/compute.md
+    python -m handbook.record --only 01_matmul_throughput.py
+
+Each snippet runs as `python SNIPPET` in a scratch directory; what it prints and the files it writes there
+(JSON results, plots) become the recording, with the provenance of the run. A failed or timed-out run is kept
+aside in *.rec.failed.json and never replaces a good recording. Exit status 1 if any block failed.
+"""
+import argparse
+import base64
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import DOCS, ROOT, SNIPPETS, blocks, recordings, requirements
+
+MAX_ARTIFACT_BYTES = 2 * 2**20
+IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def provenance(command: list[str]) -> dict:
+    """Where this run happens: GPU, driver, CUDA, torch, Python, commit, date, command line."""
+    p = {"gpu_model": None, "gpu_count": 0, "gpu_memory_bytes": 0, "compute_capability": None,
+         "driver_version": None, "cuda_version": None}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            h = pynvml.nvmlDeviceGetHandleByIndex(0)
+            cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+            p.update(gpu_model=pynvml.nvmlDeviceGetName(h), gpu_count=pynvml.nvmlDeviceGetCount(),
+                     gpu_memory_bytes=pynvml.nvmlDeviceGetMemoryInfo(h).total,
+                     compute_capability="{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(h)),
+                     driver_version=pynvml.nvmlSystemGetDriverVersion(), cuda_version=f"{cuda // 1000}.{cuda % 1000 // 10}")
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as err:  # no GPU or no NVML: the caller decides whether that is allowed
+        p["why_no_gpu"] = str(err)
+    try:
+        import torch
+
+        p["torch_version"], p["torch_cuda"] = torch.__version__, torch.version.cuda
+    except ImportError:
+        p["torch_version"] = p["torch_cuda"] = None
+    p["python_version"] = platform.python_version()
+    p["commit"] = os.environ.get("HANDBOOK_COMMIT") or git("rev-parse", "HEAD") or "unknown"
+    p["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no")) if git("rev-parse", "HEAD") else None
+    p["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    p["command"] = " ".join(command)
+    return p
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def collect_artifacts(scratch: Path) -> dict:
+    """JSON files are kept parsed, images as data, anything else by name and size only."""
+    artifacts = {}
+    for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+        name, size = path.relative_to(scratch).as_posix(), path.stat().st_size
+        if path.suffix == ".json" and size <= MAX_ARTIFACT_BYTES:
+            artifacts[name] = {"json": json.loads(path.read_text())}
+        elif path.suffix in IMAGE_TYPES and size <= MAX_ARTIFACT_BYTES:
+            artifacts[name] = {"media_type": IMAGE_TYPES[path.suffix], "base64": base64.b64encode(path.read_bytes()).decode()}
+        else:
+            artifacts[name] = {"bytes": size}
+    return artifacts
+
+
+def text_of(output) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+def run_block(block: blocks.Block, timeout: int, prov: dict) -> dict:
+    snippet = block.snippet.path
+    with tempfile.TemporaryDirectory(prefix="record-") as scratch:
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, str(snippet)], cwd=scratch, capture_output=True, text=True,
+                                  timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            status, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as err:
+            status, stdout = None, text_of(err.stdout)
+            stderr = text_of(err.stderr) + f"\ntimed out after {timeout} s"
+        wall = time.perf_counter() - started
+        artifacts = collect_artifacts(Path(scratch))
+    return {"schema": recordings.SCHEMA, "snippet": snippet.relative_to(SNIPPETS).as_posix(),
+            "page": blocks.rel(block.page), "block_line": block.line,
+            "code_sha256": recordings.code_sha256(snippet), "exit_status": status, "wall_seconds": round(wall, 2),
+            "stdout": stdout[-64_000:], "stderr_tail": stderr[-4_000:], "artifacts": artifacts, "provenance": prov}
+
+
+def record_blocks(pages: list[Path], only: str | None, allow_cpu: bool, default_timeout: int) -> int:
+    prov = provenance([Path(sys.executable).name, "-m", "handbook.record", *sys.argv[1:]])
+    if not prov["gpu_model"] and not allow_cpu:
+        raise SystemExit(f"handbook.record: no GPU here ({prov.get('why_no_gpu')}); recordings come from real GPU runs "
+                         "(run this on a GPU machine, or pass --allow-cpu for a dry run)")
+    hw = requirements.detect()
+    failed = 0
+    for page in pages:
+        for block in blocks.parse_page(page):
+            if not block.recorded or (only and block.snippet.path.name != only):
+                continue
+            reason = block.requires and requirements.unmet(block.requires, hw)
+            if reason:
+                print(f"skip   {block.where}: {reason}")
+                continue
+            result = run_block(block, block.timeout or default_timeout, prov)
+            ok = result["exit_status"] == 0
+            target = recordings.path_for(block.snippet.path) if ok else recordings.failed_path_for(block.snippet.path)
+            recordings.write_atomic(target, result)
+            if ok:
+                recordings.failed_path_for(block.snippet.path).unlink(missing_ok=True)
+            failed += not ok
+            print(f"{'ok    ' if ok else 'FAILED'} {block.where} -> {blocks.rel(target)} ({result['wall_seconds']} s)")
+            if not ok:
+                print("       " + (result["stderr_tail"].strip().splitlines() or ["(no stderr)"])[-1])
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m handbook.record", description=__doc__.splitlines()[0])
+    parser.add_argument("pages", nargs="*", type=Path, help="docs pages (default: all)")
+    parser.add_argument("--only", help="record only the block that includes this snippet file name")
+    parser.add_argument("--allow-cpu", action="store_true", help="dry run without a GPU (never commit its recordings)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per block unless the fence sets timeout=")
+    args = parser.parse_args(argv)
+    for page in args.pages:
+        if not page.is_file() or page.suffix != ".md":
+            parser.error(f"{page}: not a markdown page (give paths like docs/fundamentals/compute.md)")
+    pages = [p.resolve() for p in args.pages] or blocks.pages(DOCS)
+    try:
+        return record_blocks(pages, args.only, args.allow_cpu, args.timeout)
+    except blocks.BlockError as err:
+        raise SystemExit(str(err)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Recordings: what a snippet printed and produced on a real GPU, and exactly where and how it ran.
+
+A block marked `record` that includes snippets/<section>/<page>/NN_purpose.py has its recording beside it in
+NN_purpose.rec.json (a failed run goes to NN_purpose.rec.failed.json and never replaces a good recording).
+A recording is stale when the sha256 of the snippet file no longer matches the one it recorded.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = 1
+REQUIRED = ("schema", "snippet", "code_sha256", "exit_status", "wall_seconds", "stdout", "artifacts", "provenance")
+
+
+class RecordingError(ValueError):
+    """A recording file that cannot be read; str() names the file and what to do."""
+
+
+def path_for(snippet: Path) -> Path:
+    return snippet.with_suffix(".rec.json")
+
+
+def failed_path_for(snippet: Path) -> Path:
+    return snippet.with_suffix(".rec.failed.json")
+
+
+def code_sha256(snippet: Path) -> str:
+    return hashlib.sha256(snippet.read_bytes()).hexdigest()
+
+
+def load(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise RecordingError(f"{path}: unreadable recording ({err}); re-record it with python -m handbook.record") from None
+    missing = [key for key in REQUIRED if key not in data]
+    if missing or data.get("schema") != SCHEMA:
+        raise RecordingError(f"{path}: not a schema-{SCHEMA} recording (missing {', '.join(missing) or 'schema'}); re-record it")
+    return data
+
+
+def write_atomic(path: Path, data: dict) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a recording."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class State:
+    """A recorded block's recording: `fresh`, `stale` (code changed since) or `missing`."""
+
+    kind: str
+    path: Path
+    data: dict | None = None
+
+    @property
+    def provenance_line(self) -> str:
+        return provenance_line(self.data["provenance"], self.data["wall_seconds"]) if self.data else ""
+
+
+def state(snippet: Path) -> State:
+    path = path_for(snippet)
+    if not path.exists():
+        return State("missing", path)
+    data = load(path)
+    return State("fresh" if data["code_sha256"] == code_sha256(snippet) else "stale", path, data)
+
+
+def provenance_line(p: dict, wall_seconds: float) -> str:
+    gpu = f"{p['gpu_count']}× {p['gpu_model']}" if p.get("gpu_count", 1) > 1 else p.get("gpu_model") or "CPU only"
+    parts = [f"Recorded on {gpu}"]
+    if p.get("gpu_memory_bytes"):
+        parts[0] += f" ({p['gpu_memory_bytes'] / 2**30:.0f} GiB, cc {p['compute_capability']})"
+    parts += [f"driver {p['driver_version']}", f"CUDA {p['cuda_version']}", f"torch {p['torch_version']}",
+              f"Python {p['python_version']}", p["date"][:10], f"commit {p['commit'][:10]}", f"{wall_seconds:.1f} s"]
+    return " · ".join(parts)

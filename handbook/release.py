@@ -1,0 +1,372 @@
+"""Release the handbook for a cohort: python -m handbook.release COHORT [--retire] [--no-checks] [--push]
+
+One published version per cohort, deployed with mike to the local `gh-pages` branch (docs/authors/releases.md):
+
+  python -m handbook.release 2027-q1              checks, strict build, deploy as version 2027-q1
+  python -m handbook.release 2026-q4 --retire     mark an already released cohort retired (banner on its pages)
+  python -m handbook.release 2026-q4 --unretire   undo --retire
+  ... --no-checks                                 skip `python -m pytest` (CI runs the checks as their own step)
+  ... --push                                      fetch origin/gh-pages first, push gh-pages after (never forced)
+
+What a release does, in order; anything that fails stops it before gh-pages changes:
+1. the cohort name is valid (YYYY-qN or YYYY-MM, so names sort in time order) and the working tree is clean;
+2. the checks pass (`python -m pytest`), unless --no-checks;
+3. the site is built strictly (`mkdocs build --strict`) from the committed tree, with the mike plugin and this
+   module as an extra hook, which adds three generated files to that version: release-notes/ (a page),
+   release-notes.json and release-manifest.json (sha256 of every docs/ file and every *.rec.json recording);
+4. mike commits the build as version COHORT on gh-pages, touching only that version's folder, versions.json and,
+   when COHORT is the newest cohort, the `latest` alias; the default (the site root) follows the newest cohort.
+
+Recordings are frozen with the release: each version's HTML was built from the recordings committed at the time.
+The release notes diff this cohort's manifest against the previous cohort's (the newest older one deployed).
+Retired cohorts are recorded as the mike property `retired: true` in versions.json; overrides/main.html shows the
+outdated banner on a version whose entry says so. Re-releasing a retired cohort keeps it retired.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BRANCH = "gh-pages"
+REMOTE = "origin"
+LATEST = "latest"
+MANIFEST = "release-manifest.json"
+NOTES_JSON = "release-notes.json"
+NOTES_PAGE = "release-notes.md"
+DATA_ENV = "HANDBOOK_RELEASE_DATA"  # set only while a release builds: where this hook finds its data
+COHORT = re.compile(r"^(?P<year>20\d\d)-(?:q(?P<quarter>[1-4])|(?P<month>0[1-9]|1[0-2]))$")
+NAME_HELP = "use YYYY-qN (quarter 1-4, e.g. 2026-q4) or YYYY-MM (month 01-12, e.g. 2027-01)"
+
+
+class ReleaseError(Exception):
+    """A release that must not go ahead; str() is one line saying what to fix."""
+
+
+# ---- cohort names ------------------------------------------------------------------------------------------
+
+def cohort_key(name: str) -> tuple[int, int, str]:
+    """Time order: (year, first month, name); 2026-q4 starts in month 10, 2027-01 in month 1 of 2027."""
+    m = COHORT.match(name)
+    if not m:
+        raise ReleaseError(f"{name!r} is not a cohort name: {NAME_HELP}")
+    month = int(m["month"]) if m["month"] else 3 * int(m["quarter"]) - 2
+    return int(m["year"]), month, name
+
+
+def is_cohort(name: str) -> bool:
+    return bool(COHORT.match(name))
+
+
+# ---- manifests and notes -----------------------------------------------------------------------------------
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise ReleaseError(f"`git {' '.join(args)}` failed: {detail[-1] if detail else proc.returncode}")
+    return proc
+
+
+def tracked(root: Path, *pathspecs: str) -> list[str]:
+    out = git(root, "ls-files", "-z", "--", *pathspecs).stdout
+    return sorted(p for p in out.split("\0") if p)
+
+
+def make_manifest(root: Path, cohort: str, commit: str, released: str) -> dict:
+    """sha256 of every committed file under docs/ (keyed docs-relative) and every *.rec.json (repo-relative)."""
+    pages = {p.removeprefix("docs/"): sha256(root / p) for p in tracked(root, "docs")}
+    recordings = {p: sha256(root / p) for p in tracked(root, "*.rec.json")}
+    return {"cohort": cohort, "commit": commit, "released": released, "pages": pages, "recordings": recordings}
+
+
+def diff(old: dict, new: dict) -> dict:
+    return {
+        "added": sorted(set(new) - set(old)),
+        "changed": sorted(k for k in set(new) & set(old) if new[k] != old[k]),
+        "removed": sorted(set(old) - set(new)),
+    }
+
+
+def make_notes(manifest: dict, previous: str | None, previous_manifest: dict | None) -> dict:
+    """What changed since the previous cohort; with no previous manifest, everything counts as added."""
+    base = previous_manifest or {"pages": {}, "recordings": {}}
+    return {
+        "cohort": manifest["cohort"],
+        "commit": manifest["commit"],
+        "released": manifest["released"],
+        "previous": previous,
+        "previous_commit": previous_manifest.get("commit") if previous_manifest else None,
+        "pages": diff(base["pages"], manifest["pages"]),
+        "recordings": diff(base["recordings"], manifest["recordings"]),
+    }
+
+
+def notes_markdown(notes: dict) -> str:
+    lines = [f"# Release notes · cohort {notes['cohort']}", ""]
+    lines.append(f"Built from commit `{notes['commit'][:12]}` on {notes['released'][:10]}.")
+    if notes["previous"] is None:
+        lines.append("First release: every page and recording is new.")
+    elif notes["previous_commit"] is None:
+        lines.append(f"Cohort {notes['previous']} has no release manifest, so everything is listed as new.")
+    else:
+        lines.append(f"Changes since cohort {notes['previous']} (commit `{notes['previous_commit'][:12]}`).")
+    for title, key in (("Pages", "pages"), ("Recordings re-made", "recordings")):
+        changes = notes[key]
+        counts = ", ".join(f"{len(changes[k])} {k}" for k in ("changed", "added", "removed"))
+        lines += ["", f"## {title}", "", f"{counts}." if any(changes.values()) else "No changes."]
+        if any(changes.values()):
+            lines.append("")
+        for kind in ("changed", "added", "removed"):
+            lines += [f"- {kind}: `{path}`" for path in changes[kind]]
+    return "\n".join(lines) + "\n"
+
+
+# ---- gh-pages --------------------------------------------------------------------------------------------
+
+def has_ref(root: Path, ref: str) -> bool:
+    return git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).returncode == 0
+
+
+def read_deployed(root: Path, path: str, branch: str = BRANCH) -> str | None:
+    proc = git(root, "show", f"{branch}:{path}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def deployed_versions(root: Path, branch: str = BRANCH) -> list[dict]:
+    text = read_deployed(root, "versions.json", branch)
+    return json.loads(text) if text else []
+
+
+def default_version(root: Path, branch: str = BRANCH) -> str | None:
+    """The version the site root redirects to (mike's root index.html), or None."""
+    html = read_deployed(root, "index.html", branch)
+    m = re.search(r'<meta http-equiv="refresh" content="0; url=([^"/]+)/?"', html or "")
+    return m and m[1]
+
+
+def sync_with_remote(root: Path, remote: str, branch: str) -> None:
+    """Before a pushing release: bring the local branch up to date with the remote's, never over it."""
+    if git(root, "remote", "get-url", remote, check=False).returncode != 0:
+        raise ReleaseError(f"--push needs a git remote named {remote!r}; add it (git remote add {remote} URL) or drop --push")
+    if git(root, "ls-remote", "--exit-code", "--heads", remote, branch, check=False).returncode == 2:
+        return  # the remote has no such branch yet: the first push creates it
+    git(root, "fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+    theirs = f"refs/remotes/{remote}/{branch}"
+    if not has_ref(root, branch):
+        git(root, "branch", "--quiet", branch, theirs)
+    elif git(root, "merge-base", "--is-ancestor", branch, theirs, check=False).returncode == 0:
+        git(root, "update-ref", f"refs/heads/{branch}", theirs)  # behind (or equal): fast-forward
+    elif git(root, "merge-base", "--is-ancestor", theirs, branch, check=False).returncode != 0:
+        raise ReleaseError(f"local {branch} and {remote}/{branch} have diverged; reconcile them by hand "
+                           f"(git log {branch}...{remote}/{branch}), never by force-pushing")
+
+
+def push(root: Path, remote: str, branch: str) -> None:
+    proc = git(root, "push", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise ReleaseError(f"pushing {branch} to {remote} failed ({last}); the local {branch} keeps the release: "
+                           f"fetch, re-run the release, then push again (never force)")
+
+
+# ---- the build -------------------------------------------------------------------------------------------
+
+def release_config(root: Path) -> Path:
+    """mkdocs.yml plus the mike plugin and this module as a last hook, written beside it (paths stay relative)."""
+    import yaml
+    from mike import mkdocs_utils
+
+    with open(root / "mkdocs.yml", "rb") as f:
+        config = yaml.load(f, Loader=mkdocs_utils.RoundTripLoader)
+    plugins = config.setdefault("plugins", ["search"])
+    names = [p if isinstance(p, str) else next(iter(p)) for p in plugins]
+    if "mike" not in names:
+        plugins.insert(0, "mike")
+    config["hooks"] = [*config.get("hooks", []), os.path.abspath(__file__)]
+    fd, name = tempfile.mkstemp(dir=root, prefix=".release-mkdocs-", suffix=".yml")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.dump(config, f, sort_keys=False)
+    return Path(name)
+
+
+def build(root: Path, cohort: str, site_dir: Path, data: dict) -> None:
+    config = release_config(root)
+    data_file = site_dir.parent / "release-data.json"
+    data_file.write_text(json.dumps(data), encoding="utf-8")
+    env = {**os.environ, "MIKE_DOCS_VERSION": cohort, DATA_ENV: str(data_file)}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "--config-file", str(config),
+             "--site-dir", str(site_dir)],
+            cwd=root, env=env, capture_output=True, text=True,
+        )
+    finally:
+        config.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        problems = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith(("ERROR", "WARNING"))]
+        first = problems[0] if problems else (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise ReleaseError(f"the strict build failed ({first.strip()}); fix it, commit, and release again")
+
+
+# The hook half: mkdocs loads this file as an extra hook during a release build (see release_config).
+
+def on_files(files, config):
+    """Add release-notes/, release-notes.json and release-manifest.json to the version being built."""
+    if not os.environ.get(DATA_ENV):
+        return files
+    from mkdocs.structure.files import File
+
+    data = json.loads(Path(os.environ[DATA_ENV]).read_text(encoding="utf-8"))
+    # The page is backed by a real file: the handbook's own hook reads each page's abs_src_path.
+    page_src = Path(os.environ[DATA_ENV]).with_name(NOTES_PAGE)
+    page_src.write_text(notes_markdown(data["notes"]), encoding="utf-8")
+    files.append(File.generated(config, NOTES_PAGE, abs_src_path=str(page_src)))
+    files.append(File.generated(config, NOTES_JSON, content=json.dumps(data["notes"], indent=1) + "\n"))
+    files.append(File.generated(config, MANIFEST, content=json.dumps(data["manifest"], indent=1) + "\n"))
+    return files
+
+
+# ---- the commands ----------------------------------------------------------------------------------------
+
+def check_repo(root: Path) -> str:
+    """The commit being released; the tree must be the commit (a clean tree), or the manifest would lie."""
+    if not (root / "mkdocs.yml").is_file():
+        raise ReleaseError(f"no mkdocs.yml in {root}: run the release from the handbook repository's root")
+    top = git(root, "rev-parse", "--show-toplevel", check=False)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root.resolve():
+        raise ReleaseError(f"{root} is not the root of a git repository: run the release from the repository root")
+    if not has_ref(root, "HEAD"):
+        raise ReleaseError("the repository has no commit yet: commit the handbook, then release")
+    dirty = git(root, "status", "--porcelain", "--untracked-files=normal").stdout.splitlines()
+    if dirty:
+        raise ReleaseError(f"the working tree has {len(dirty)} uncommitted change(s) (first: {dirty[0][3:]}); "
+                           "commit or stash them, so the release is exactly a commit")
+    return git(root, "rev-parse", "HEAD").stdout.strip()
+
+
+def run_checks(root: Path) -> None:
+    print("release: running the checks (python -m pytest) ...", flush=True)
+    code = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=root).returncode
+    if code != 0:
+        raise ReleaseError(f"the checks failed (python -m pytest exited {code}); fix them, or pass --no-checks "
+                           "only if they already passed on this commit")
+
+
+def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None = None,
+            branch: str = BRANCH, now: str | None = None) -> dict:
+    """Check, build and deploy COHORT; returns its release notes (also written into the version)."""
+    cohort_key(cohort)
+    commit = check_repo(root)
+    if push_to:
+        sync_with_remote(root, push_to, branch)
+    versions = deployed_versions(root, branch)
+    names = [v["version"] for v in versions]
+    strangers = [n for n in names if not is_cohort(n)]
+    if strangers:
+        raise ReleaseError(f"{branch} holds versions that are not cohorts ({', '.join(strangers)}); "
+                           "remove them with `mike delete` first")
+    if checks:
+        run_checks(root)
+    cohorts = sorted(set(names) | {cohort}, key=cohort_key)
+    newest = cohorts[-1]
+    older = [c for c in cohorts if cohort_key(c) < cohort_key(cohort) and c in names]
+    previous = older[-1] if older else None
+    previous_manifest = None
+    if previous:
+        text = read_deployed(root, f"{previous}/{MANIFEST}", branch)
+        previous_manifest = json.loads(text) if text else None
+    released = now or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    manifest = make_manifest(root, cohort, commit, released)
+    notes = make_notes(manifest, previous, previous_manifest)
+
+    from mike import commands, git_utils
+
+    aliases = [LATEST] if cohort == newest else []
+    message = f"Release cohort {cohort} from {commit[:12]}" + (" (latest)" if aliases else "")
+    with tempfile.TemporaryDirectory(prefix="handbook-release-") as tmp:
+        site_dir = Path(tmp) / "site"
+        cwd = os.getcwd()
+        os.chdir(root)  # mike's git helpers work on the current directory's repository
+        try:
+            cfg = {"site_dir": str(site_dir), "use_directory_urls": True}
+            with commands.deploy(cfg, cohort, aliases=aliases, update_aliases=True, branch=branch, message=message):
+                build(root, cohort, site_dir, {"manifest": manifest, "notes": notes})
+            if default_version(root, branch) != newest:
+                commands.set_default(newest, branch=branch, message=f"Default version: cohort {newest}")
+        except git_utils.GitError as err:
+            raise ReleaseError(f"mike could not commit to {branch}: {str(err).splitlines()[0]}") from None
+        finally:
+            os.chdir(cwd)
+    if push_to:
+        push(root, push_to, branch)
+    return notes
+
+
+def set_retired(root: Path, cohort: str, retired: bool, *, push_to: str | None = None, branch: str = BRANCH) -> None:
+    cohort_key(cohort)
+    if not has_ref(root, branch):
+        raise ReleaseError(f"there is no {branch} branch here: release a cohort first (python -m handbook.release COHORT)")
+    if push_to:
+        sync_with_remote(root, push_to, branch)
+    versions = {v["version"]: v for v in deployed_versions(root, branch)}
+    if cohort not in versions:
+        raise ReleaseError(f"cohort {cohort} is not deployed on {branch} (deployed: {', '.join(versions) or 'none'}); "
+                           "release it first")
+    if bool((versions[cohort].get("properties") or {}).get("retired")) == retired:
+        print(f"release: cohort {cohort} is already {'retired' if retired else 'current'}; nothing to do")
+    else:
+        from mike import commands, jsonpath
+
+        value = True if retired else jsonpath.Deleted
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            commands.set_properties(cohort, [(jsonpath.parse("retired"), value)], branch=branch,
+                                    message=f"{'Retire' if retired else 'Un-retire'} cohort {cohort}")
+        finally:
+            os.chdir(cwd)
+        print(f"release: cohort {cohort} is now {'retired: its pages show the outdated banner' if retired else 'current'}")
+    if push_to:
+        push(root, push_to, branch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handbook.release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("cohort", help=f"the cohort's name: {NAME_HELP}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--retire", action="store_true", help="mark a released cohort retired (outdated banner)")
+    mode.add_argument("--unretire", action="store_true", help="undo --retire")
+    parser.add_argument("--no-checks", action="store_true", help="skip python -m pytest before building")
+    parser.add_argument("--push", action="store_true", help=f"sync with {REMOTE}/{BRANCH} first, push {BRANCH} after")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    push_to = REMOTE if args.push else None
+    try:
+        if args.retire or args.unretire:
+            set_retired(root, args.cohort, args.retire, push_to=push_to)
+            return 0
+        notes = release(root, args.cohort, checks=not args.no_checks, push_to=push_to)
+    except ReleaseError as err:
+        print(f"release: error: {err}", file=sys.stderr)
+        return 1
+    print(notes_markdown(notes), end="")
+    print(f"release: deployed cohort {args.cohort} to {BRANCH}"
+          + (f" and pushed it to {REMOTE}" if push_to else f" (local only; push with: git push {REMOTE} {BRANCH})"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

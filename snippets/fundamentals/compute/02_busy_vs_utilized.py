@@ -1,0 +1,89 @@
+"""'GPU utilization' (NVML) versus SM activity (Hopper GPM metrics) for two workloads.
+
+NVML utilization is the share of time at least one kernel was running. GPM SM activity is the share of
+SMs (and time) that had work. A stream of tiny kernels keeps the first high and the second near zero.
+"""
+import json
+import os
+import threading
+import time
+
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # number GPUs like NVML does, so index 0 is the same card
+import pynvml  # noqa: E402
+import torch  # noqa: E402
+
+GPM_METRICS = {"sm_activity": pynvml.NVML_GPM_METRIC_SM_UTIL, "sm_occupancy": pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
+               "tensor_activity": pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL}
+
+
+def gpm_metrics(handle, sample1, sample2) -> dict:
+    request = pynvml.c_nvmlGpmMetricsGet_t()
+    request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+    request.numMetrics = len(GPM_METRICS)
+    request.sample1, request.sample2 = sample1, sample2
+    for slot, metric in enumerate(GPM_METRICS.values()):
+        request.metrics[slot].metricId = metric
+    pynvml.nvmlGpmMetricsGet(request)
+    return {name: request.metrics[slot].value for slot, name in enumerate(GPM_METRICS)}
+
+
+def sample_while(handle, workload, seconds: float) -> dict:
+    """Run workload for `seconds` while a thread reads NVML utilization and GPM metrics once a second."""
+    stop, readings = threading.Event(), []
+
+    def sampler():
+        before, after = pynvml.nvmlGpmSampleAlloc(), pynvml.nvmlGpmSampleAlloc()
+        pynvml.nvmlGpmSampleGet(handle, before)
+        while not stop.wait(1.0):
+            pynvml.nvmlGpmSampleGet(handle, after)
+            reading = gpm_metrics(handle, before, after)
+            reading["nvml_utilization"] = pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+            readings.append(reading)
+            before, after = after, before
+        pynvml.nvmlGpmSampleFree(before)
+        pynvml.nvmlGpmSampleFree(after)
+
+    thread = threading.Thread(target=sampler)
+    thread.start()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        workload()
+    torch.cuda.synchronize()
+    stop.set()
+    thread.join()
+    steady = readings[1:] or readings  # the first second includes the ramp-up
+    return {key: sum(r[key] for r in steady) / len(steady) for key in steady[0]}
+
+
+def main():
+    pynvml.nvmlInit()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+    if not pynvml.nvmlGpmQueryDeviceSupport(handle).isSupportedDevice:
+        raise SystemExit(f"{pynvml.nvmlDeviceGetName(handle)} has no GPM metrics (Hopper or newer needed)")
+    a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    tiny = torch.zeros(64, device="cuda")
+
+    def big_matmuls():
+        for _ in range(20):
+            torch.matmul(a, b)
+        torch.cuda.synchronize()
+
+    def tiny_kernels():
+        for _ in range(1000):
+            tiny.add_(1.0)  # one 64-element kernel: launch overhead dominates
+        torch.cuda.synchronize()
+
+    results = {"busy bf16 matmul": sample_while(handle, big_matmuls, 6),
+               "stream of tiny kernels": sample_while(handle, tiny_kernels, 6)}
+    print(f"{pynvml.nvmlDeviceGetName(handle)}, means over 1-second samples")
+    print(f"{'workload':24} {'NVML util %':>12} {'SM activity %':>14} {'occupancy %':>12} {'tensor %':>9}")
+    for workload, r in results.items():
+        print(f"{workload:24} {r['nvml_utilization']:12.1f} {r['sm_activity']:14.1f} {r['sm_occupancy']:12.1f}"
+              f" {r['tensor_activity']:9.1f}")
+    with open("busy_vs_utilized.json", "w") as f:
+        json.dump(results, f, indent=1)
+    pynvml.nvmlShutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Data-parallel training (DDP) of a synthetic MLP; start it with torchrun, one process per GPU.
+
+    torchrun --standalone --nproc-per-node 2 01_ddp_train.py                # NCCL on 2 GPUs
+    torchrun --standalone --nproc-per-node 2 01_ddp_train.py --device cpu   # gloo on CPU
+
+Each --per-rank-batch value is a phase: warm-up steps, then timed steps with the gradient all-reduce,
+then the same steps under no_sync() (no all-reduce) to measure the compute-only step time.
+Every rank reports its samples/s; rank 0 prints them and writes the phases to --out as JSON.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+PROG = os.path.basename(__file__)
+GPU_DEFAULTS = {"hidden": 4096, "layers": 8, "batch": 512, "steps": 20, "warmup": 5}
+CPU_DEFAULTS = {"hidden": 128, "layers": 2, "batch": 32, "steps": 6, "warmup": 2}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                   help="auto: CUDA with NCCL when a GPU is visible, else CPU with gloo")
+    p.add_argument("--per-rank-batch", type=int, nargs="+", help="samples per rank per step; one phase per value")
+    p.add_argument("--hidden", type=int, help="width of the MLP")
+    p.add_argument("--layers", type=int, help="hidden layers of the MLP")
+    p.add_argument("--steps", type=int, help="timed steps per measurement")
+    p.add_argument("--warmup", type=int, help="untimed steps before each phase")
+    p.add_argument("--bucket-cap-mb", type=float, default=25.0, help="DDP gradient bucket size in MiB (default 25)")
+    p.add_argument("--cpu-threads", type=int, default=1, help="intra-op threads per CPU worker")
+    p.add_argument("--out", default="ddp_train.json", help="JSON results, written by rank 0")
+    return p.parse_args(argv)
+
+
+def fail(message):
+    print(f"{PROG}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def build_model(hidden, layers):
+    blocks = []
+    for _ in range(layers):
+        blocks += [nn.Linear(hidden, hidden), nn.ReLU()]
+    return nn.Sequential(*blocks, nn.Linear(hidden, 10))
+
+
+def timed_steps(model, optimizer, x, y, steps, device, sync_grads):
+    """Seconds per training step; sync_grads=False skips DDP's all-reduce (compute only)."""
+    loss_fn = nn.CrossEntropyLoss()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = loss_fn(model(x), y)
+        if sync_grads:
+            loss.backward()
+        else:
+            with model.no_sync():
+                loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps, loss.item()
+
+
+def checksum(model):
+    """Sum of all parameters in float64: equal on every rank while DDP keeps the replicas in sync."""
+    return math.fsum(p.detach().double().sum().item() for p in model.parameters())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if "LOCAL_RANK" not in os.environ:
+        fail("start me with torchrun, e.g. torchrun --standalone --nproc-per-node 2 " + PROG)
+    local_rank = int(os.environ["LOCAL_RANK"])
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            fail(f"local rank {local_rank} has no GPU (this node shows {torch.cuda.device_count()}): "
+                 "lower --nproc-per-node")
+        device, backend = torch.device("cuda", local_rank), "nccl"
+        torch.cuda.set_device(device)
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+        torch.set_num_threads(args.cpu_threads)
+    d = GPU_DEFAULTS if use_cuda else CPU_DEFAULTS
+    hidden, layers = args.hidden or d["hidden"], args.layers or d["layers"]
+    steps, warmup = args.steps or d["steps"], args.warmup if args.warmup is not None else d["warmup"]
+    batches = args.per_rank_batch or [d["batch"]]
+    if min(batches) < 1 or steps < 1 or warmup < 0:
+        fail("--per-rank-batch and --steps must be >= 1, --warmup >= 0")
+
+    dist.init_process_group(backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)  # same initial weights everywhere (DDP also broadcasts rank 0's)
+    model = DDP(build_model(hidden, layers).to(device), device_ids=[local_rank] if use_cuda else None,
+                bucket_cap_mb=args.bucket_cap_mb)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    n_params = sum(p.numel() for p in model.parameters())
+    generator = torch.Generator(device=device).manual_seed(1000 + rank)  # each rank sees different data
+
+    phases = []
+    for batch in batches:
+        x = torch.randn(batch, hidden, device=device, generator=generator)
+        y = torch.randint(0, 10, (batch,), device=device, generator=generator)
+        if warmup:
+            timed_steps(model, optimizer, x, y, warmup, device, sync_grads=True)
+        step_s, loss = timed_steps(model, optimizer, x, y, steps, device, sync_grads=True)
+        in_sync_sum = checksum(model)
+        compute_s, _ = timed_steps(model, optimizer, x, y, steps, device, sync_grads=False)
+        # no_sync() steps let the replicas drift apart: put rank 0's weights back before the next phase.
+        for p in model.parameters():
+            dist.broadcast(p.data, src=0)
+        mine = {"rank": rank, "step_s": step_s, "compute_only_step_s": compute_s,
+                "samples_per_s": batch / step_s, "loss": loss, "checksum": in_sync_sum,
+                "device_name": torch.cuda.get_device_name(device) if use_cuda else "cpu"}
+        ranks = [None] * world
+        dist.all_gather_object(ranks, mine)
+        slowest = max(r["step_s"] for r in ranks)
+        phases.append({
+            "per_rank_batch": batch,
+            "global_batch": batch * world,
+            "steps": steps,
+            "step_s": slowest,
+            "compute_only_step_s": max(r["compute_only_step_s"] for r in ranks),
+            "samples_per_s_total": batch * world / slowest,  # the slowest rank sets the pace
+            "replicas_in_sync": len({r["checksum"] for r in ranks}) == 1,
+            "ranks": ranks,
+        })
+
+    if rank == 0:
+        result = {"world_size": world, "backend": backend, "device": device.type,
+                  "torch": torch.__version__, "parameters": n_params, "hidden": hidden, "layers": layers,
+                  "gradient_bytes_per_step": n_params * 4, "bucket_cap_mb": args.bucket_cap_mb,
+                  "phases": phases}
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"{world} x {backend} on {ranks[0]['device_name']}, {n_params / 1e6:.1f} M parameters")
+        for ph in phases:
+            per_rank = ", ".join(f"rank {r['rank']} {r['samples_per_s']:,.0f}" for r in ph["ranks"])
+            print(f"batch {ph['per_rank_batch']}/rank: {per_rank} samples/s; "
+                  f"total {ph['samples_per_s_total']:,.0f} samples/s; step {ph['step_s'] * 1e3:.2f} ms "
+                  f"(compute only {ph['compute_only_step_s'] * 1e3:.2f} ms); "
+                  f"replicas in sync: {ph['replicas_in_sync']}")
+        print(f"wrote {args.out}")
+    dist.barrier()  # let rank 0 finish writing before anyone tears the group down
+    dist.destroy_process_group()
+    if not all(ph["replicas_in_sync"] for ph in phases):
+        sys.exit(f"{PROG}: model replicas differ across ranks after synchronised steps")
+
+
+if __name__ == "__main__":
+    main()
