@@ -75,7 +75,7 @@ class HandbookPage(pytest.File):
             item = HandbookBlock.from_parent(self, name=f"L{block.line}", test_definition=definition, block=block)
             if block.timeout:
                 item.add_marker(pytest.mark.timeout(block.timeout))
-            if block.requires and not self.config.getoption("gpu_runner"):
+            if block.requires and not gpu_runner_without_gpu(self.config):
                 reason = requirements.unmet(block.requires, requirements.detect())
                 if reason:
                     item.add_marker(pytest.mark.skip(reason=reason))
@@ -88,10 +88,9 @@ class HandbookBlock(MarkdownInlinePythonItem):
         self.block = block
 
     def setup(self):
-        if self.block.requires and self.config.getoption("gpu_runner"):
+        if self.block.requires and gpu_runner_without_gpu(self.config):
             reason = requirements.unmet(self.block.requires, requirements.detect())
-            if reason:
-                pytest.fail(f"{self.block.where}: GPU-runner mode, but this block {reason}", pytrace=False)
+            pytest.fail(f"{self.block.where}: GPU-runner mode, but this block {reason}", pytrace=False)
         super().setup()
 
     def runtest(self):
@@ -127,6 +126,12 @@ class HandbookBlock(MarkdownInlinePythonItem):
 
     def reportinfo(self):
         return self.path, self.block.line - 1, self.block.where
+
+
+def gpu_runner_without_gpu(config) -> bool:
+    """A GPU runner that lost its GPU must fail, not skip. One with fewer GPUs than a block asks for (gpus>=8 on
+    a 2-GPU runner) still skips that block, with the reason."""
+    return config.getoption("gpu_runner") and requirements.detect().gpus == 0
 
 
 @contextlib.contextmanager
