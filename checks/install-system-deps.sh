@@ -6,10 +6,11 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
+sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-  echo "checks/install-system-deps.sh: missing ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
-  exit 1
+  command -v sudo >/dev/null || { echo "checks/install-system-deps.sh: missing ${need[*]}; install them as root: apt-get install ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null

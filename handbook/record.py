@@ -84,7 +84,7 @@ def text_of(output) -> str:
     return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
 
 
-def run_block(block: blocks.Block, timeout: int, prov: dict) -> dict:
+def run_block(block: blocks.Block, timeout: int, prov: dict, snippet_dir: Path = SNIPPETS) -> dict:
     snippet = block.snippet.path
     with tempfile.TemporaryDirectory(prefix="record-") as scratch:
         started = time.perf_counter()
@@ -97,13 +97,14 @@ def run_block(block: blocks.Block, timeout: int, prov: dict) -> dict:
             stderr = text_of(err.stderr) + f"\ntimed out after {timeout} s"
         wall = time.perf_counter() - started
         artifacts = collect_artifacts(Path(scratch))
-    return {"schema": recordings.SCHEMA, "snippet": snippet.relative_to(SNIPPETS).as_posix(),
+    return {"schema": recordings.SCHEMA, "snippet": snippet.relative_to(snippet_dir).as_posix(),
             "page": blocks.rel(block.page), "block_line": block.line,
             "code_sha256": recordings.code_sha256(snippet), "exit_status": status, "wall_seconds": round(wall, 2),
             "stdout": stdout[-64_000:], "stderr_tail": stderr[-4_000:], "artifacts": artifacts, "provenance": prov}
 
 
-def record_blocks(pages: list[Path], only: str | None, allow_cpu: bool, default_timeout: int) -> int:
+def record_blocks(pages: list[Path], only: str | None = None, allow_cpu: bool = False, default_timeout: int = 600,
+                  snippet_dir: Path = SNIPPETS) -> int:
     prov = provenance([Path(sys.executable).name, "-m", "handbook.record", *sys.argv[1:]])
     if not prov["gpu_model"] and not allow_cpu:
         raise SystemExit(f"handbook.record: no GPU here ({prov.get('why_no_gpu')}); recordings come from real GPU runs "
@@ -111,14 +112,14 @@ def record_blocks(pages: list[Path], only: str | None, allow_cpu: bool, default_
     hw = requirements.detect()
     failed = 0
     for page in pages:
-        for block in blocks.parse_page(page):
+        for block in blocks.parse_page(page, snippet_dir):
             if not block.recorded or (only and block.snippet.path.name != only):
                 continue
             reason = block.requires and requirements.unmet(block.requires, hw)
             if reason:
                 print(f"skip   {block.where}: {reason}")
                 continue
-            result = run_block(block, block.timeout or default_timeout, prov)
+            result = run_block(block, block.timeout or default_timeout, prov, snippet_dir)
             ok = result["exit_status"] == 0
             target = recordings.path_for(block.snippet.path) if ok else recordings.failed_path_for(block.snippet.path)
             recordings.write_atomic(target, result)

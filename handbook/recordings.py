@@ -76,6 +76,20 @@ def state(snippet: Path) -> State:
     return State("fresh" if data["code_sha256"] == code_sha256(snippet) else "stale", path, data)
 
 
+def stale_message(snippet: Path, page: str, data: dict) -> str:
+    p = data["provenance"]
+    return (f"stale recording: {path_for(snippet).name} no longer matches {snippet.name} (recorded {p['date'][:10]} on "
+            f"{p['gpu_model']}); the code changed since. Re-record on a GPU: python -m handbook.record {page} "
+            f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
+
+
+def stale_message(snippet: Path, page: str, data: dict) -> str:
+    p = data["provenance"]
+    return (f"stale recording: {path_for(snippet).name} no longer matches {snippet.name} (recorded {p['date'][:10]} on "
+            f"{p['gpu_model']}); the code changed since. Re-record on a GPU: python -m handbook.record {page} "
+            f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
+
+
 def provenance_line(p: dict, wall_seconds: float) -> str:
     gpu = f"{p['gpu_count']}× {p['gpu_model']}" if p.get("gpu_count", 1) > 1 else p.get("gpu_model") or "CPU only"
     parts = [f"Recorded on {gpu}"]

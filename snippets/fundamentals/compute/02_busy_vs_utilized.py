@@ -78,8 +78,8 @@ def main():
     print(f"{pynvml.nvmlDeviceGetName(handle)}, means over 1-second samples")
     print(f"{'workload':24} {'NVML util %':>12} {'SM activity %':>14} {'occupancy %':>12} {'tensor %':>9}")
     for workload, r in results.items():
-        print(f"{workload:24} {r['nvml_utilization']:12.1f} {r['sm_activity']:14.1f} {r['sm_occupancy']:12.1f}"
-              f" {r['tensor_activity']:9.1f}")
+        print(f"{workload:24} {r['nvml_utilization']:12.1f} {r['sm_activity']:14.2f} {r['sm_occupancy']:12.2f}"
+              f" {r['tensor_activity']:9.2f}")
     with open("busy_vs_utilized.json", "w") as f:
         json.dump(results, f, indent=1)
     pynvml.nvmlShutdown()

@@ -1,0 +1,46 @@
+"""Benchmark of the author's loop and of CI: one page, the whole CPU suite, the strict build.
+
+    .venv/bin/python checks/bench/bench_checks.py [--runs N]
+
+Targets (issue 2, on the 2-core CI machine): one page <= 3 s; full CPU suite + strict build <= 90 s.
+The figures are printed, never asserted: timings belong here, not in tests.
+"""
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = "docs/fundamentals/memory.md"
+
+
+def seconds(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"benchmark command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as site:
+        cases = {
+            f"one page ({PAGE}), as an author runs it": [py, "-m", "pytest", "-q", "-n0", PAGE],
+            "mkdocs build --strict": [py, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", site],
+            "full CPU suite (python -m pytest, includes a strict build)": [py, "-m", "pytest", "-q"],
+        }
+        for name, cmd in cases.items():
+            runs = [seconds(cmd) for _ in range(args.runs)]
+            print(f"{name:62} median {statistics.median(runs):6.1f} s  (runs: {', '.join(f'{r:.1f}' for r in runs)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The built site: a strict build, and HTML in which every fence rendered as code and every include expanded."""
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRE = re.compile(r"<pre\b.*?</pre>", re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    return out
+
+
+def pages(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("index.html") if "assets" not in p.parts and p.parent.name != "404")
+
+
+def code_blocks(page_html: str):
+    """(language, text) of each highlighted code block."""
+    for m in re.finditer(r'<div class="language-(?P<lang>[\w-]+) highlight">(?P<body>.*?)</pre>', page_html, re.S):
+        yield m["lang"], html.unescape(TAG.sub("", m["body"]))
+
+
+def test_no_fence_rendered_as_plain_text(site):
+    """A fence whose header superfences cannot read becomes a paragraph or an unhighlighted block."""
+    for page in pages(site):
+        text = page.read_text()
+        outside = PRE.sub("", text)
+        broken = [m for m in re.findall(r"<code>([^<]*)</code>", outside) if "\n" in m]  # inline code spanning lines
+        assert not broken, f"{page.relative_to(site)}: a fence rendered as inline code: {broken[0][:80]!r}"
+        assert "```" not in outside, f"{page.relative_to(site)}: a literal ``` outside code blocks"
+        for lang, body in code_blocks(text):
+            if lang not in ("markdown", "md", "text"):
+                assert not re.search(r"^\s*(```|~~~)", body, re.M), f"{page.relative_to(site)}: a fence inside a {lang} block"
+
+
+def test_no_raw_include_left(site):
+    for page in pages(site):
+        for lang, body in code_blocks(page.read_text()):
+            if lang != "markdown":
+                assert not re.search(r"^\s*-+8<-+\s+\"", body, re.M), f"{page.relative_to(site)}: an unexpanded --8<-- include"
+
+
+def test_harness_options_are_not_shown_and_snippets_are_titled(site):
+    text = (site / "fundamentals/compute/index.html").read_text()
+    assert '<span class="filename">01_matmul_throughput.py</span>' in text
+    assert "02_busy_vs_utilized.py · requires gpu cc&gt;=9.0" in text
+    assert "record" not in re.findall(r'<span class="filename">([^<]*)</span>', text)[0]
+
+
+def test_recorded_blocks_show_output_provenance_and_chart(site):
+    text = (site / "fundamentals/compute/index.html").read_text()
+    recording = text[text.index('class="admonition example recording"'):]
+    assert re.search(r"Recorded on NVIDIA H\d00.*? · driver [\d.]+ · CUDA [\d.]+ · torch [\w.+]+ · Python [\d.]+ · "
+                     r"\d{4}-\d\d-\d\d · commit [0-9a-f]{10}", recording)
+    assert "TFLOP/s (median)" in recording
+    assert '<img alt="Matmul throughput, NVIDIA' in recording and "data:image/svg+xml;base64," in recording
+
+
+def test_demos_index_lists_every_recording(site):
+    text = (site / "demos/index.html").read_text()
+    for rec in ROOT.glob("snippets/**/*.rec.json"):
+        assert f"<code>{rec.name.replace('.rec.json', '.py')}</code>" in text
