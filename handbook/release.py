@@ -152,8 +152,8 @@ def deployed_versions(root: Path, branch: str = BRANCH) -> list[dict]:
 def default_version(root: Path, branch: str = BRANCH) -> str | None:
     """The version the site root redirects to (mike's root index.html), or None."""
     html = read_deployed(root, "index.html", branch)
-    m = re.search(r'<meta http-equiv="refresh" content="0; url=([^"/]+)/?"', html or "")
-    return m and m[1]
+    m = re.search(r'window\.location\.replace\(\s*"([^"/]+)/"', html or "")
+    return m[1] if m else None
 
 
 def sync_with_remote(root: Path, remote: str, branch: str) -> None:
@@ -205,7 +205,7 @@ def build(root: Path, cohort: str, site_dir: Path, data: dict) -> None:
     config = release_config(root)
     data_file = site_dir.parent / "release-data.json"
     data_file.write_text(json.dumps(data), encoding="utf-8")
-    env = {**os.environ, "MIKE_DOCS_VERSION": cohort, DATA_ENV: str(data_file)}
+    env = {**os.environ, "MIKE_DOCS_VERSION": cohort, DATA_ENV: str(data_file), "NO_MKDOCS_2_WARNING": "1"}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "--config-file", str(config),
@@ -215,7 +215,7 @@ def build(root: Path, cohort: str, site_dir: Path, data: dict) -> None:
     finally:
         config.unlink(missing_ok=True)
     if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
+        sys.stdout.write(proc.stdout + proc.stderr)  # the build's log for context; the one-line error goes to stderr
         problems = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith(("ERROR", "WARNING"))]
         first = problems[0] if problems else (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise ReleaseError(f"the strict build failed ({first.strip()}); fix it, commit, and release again")
@@ -280,6 +280,9 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
                            "remove them with `mike delete` first")
     if checks:
         run_checks(root)
+        if git(root, "status", "--porcelain", "--untracked-files=normal").stdout.strip():
+            raise ReleaseError("the checks left changes in the working tree (git status); clean them up, "
+                               "so the release is exactly the commit")
     cohorts = sorted(set(names) | {cohort}, key=cohort_key)
     newest = cohorts[-1]
     older = [c for c in cohorts if cohort_key(c) < cohort_key(cohort) and c in names]
@@ -317,10 +320,10 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
 
 def set_retired(root: Path, cohort: str, retired: bool, *, push_to: str | None = None, branch: str = BRANCH) -> None:
     cohort_key(cohort)
-    if not has_ref(root, branch):
-        raise ReleaseError(f"there is no {branch} branch here: release a cohort first (python -m handbook.release COHORT)")
     if push_to:
         sync_with_remote(root, push_to, branch)
+    if not has_ref(root, branch):
+        raise ReleaseError(f"there is no {branch} branch here: release a cohort first (python -m handbook.release COHORT)")
     versions = {v["version"]: v for v in deployed_versions(root, branch)}
     if cohort not in versions:
         raise ReleaseError(f"cohort {cohort} is not deployed on {branch} (deployed: {', '.join(versions) or 'none'}); "
