@@ -1,0 +1,604 @@
+"""The simulated `pynvml` module.
+
+It starts as a copy of nvidia-ml-py's own module namespace (constants, ctypes structures, NVMLError and its
+subclasses: the real classes, so `except pynvml.NVMLError_GpuIsLost` behaves the same), then every function
+that would call the driver is replaced: by a simulation below when there is one, else by a stub that says so on
+stderr and raises NVMLError_NotSupported. Nothing here ever loads libnvidia-ml.
+"""
+import ctypes
+import functools
+import importlib.machinery
+import importlib.util
+import inspect
+import math
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+from .scenario import CLOCK_EVENT_REASONS, Scenario
+
+SHIM_DIR = Path(__file__).resolve().parent / "shim"
+PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
+NO_INSTANCE = 0xFFFFFFFF  # gpuInstanceId / computeInstanceId of a process or event outside MIG
+
+_real = None
+_real_lock = threading.Lock()
+
+
+def real_pynvml():
+    """nvidia-ml-py's pynvml: the one already imported, else a private copy loaded past the shim directory."""
+    global _real
+    with _real_lock:
+        if _real is not None:
+            return _real
+        current = sys.modules.get("pynvml")
+        if current is not None and hasattr(current, "_nvmlGetFunctionPointer") and not hasattr(current, "__gpusim__"):
+            _real = current
+            return _real
+        search = [p for p in sys.path if Path(p or ".").resolve() != SHIM_DIR]
+        spec = importlib.machinery.PathFinder.find_spec("pynvml", search)
+        if spec is None or spec.origin is None:
+            raise ImportError("the GPU simulator reuses nvidia-ml-py's pynvml module: pip install nvidia-ml-py")
+        name = "_gpusim_real_pynvml"
+        private = importlib.util.spec_from_file_location(name, spec.origin)
+        module = importlib.util.module_from_spec(private)
+        sys.modules[name] = module
+        private.loader.exec_module(module)
+        for value in vars(module).values():  # tracebacks say pynvml.NVMLError_GpuIsLost, as with the real one
+            if isinstance(value, type) and issubclass(value, module.NVMLError):
+                value.__module__ = "pynvml"
+        _real = module
+        return _real
+
+
+class EventSet:
+    def __init__(self):
+        self.cursors = {}  # gpu index -> (time, order) of the last event delivered (or the registration time)
+
+
+class Simulator:
+    """Plays a Scenario through the NVML functions below; method names and parameters are pynvml's own."""
+
+    def __init__(self, scenario: Scenario, speed: float, at: float):
+        self.real = real_pynvml()
+        self.scenario, self.speed, self.at = scenario, speed, at
+        self.lock = threading.RLock()
+        self.t0 = None  # time.monotonic() of the first nvmlInit
+        self.refcount = 0
+        self.warned = set()
+        self._memory = []  # ctypes buffers whose addresses are handles; kept alive here
+        self.handles = [self._pointer(self.real.c_nvmlDevice_t) for _ in scenario.gpus]
+        self.handle_index = {self._address(h): i for i, h in enumerate(self.handles)}
+        self.event_sets = {}
+        self.samples = {}
+
+    # ---- plumbing --------------------------------------------------------------------------------------------
+    def _pointer(self, pointer_type):
+        buffer = (ctypes.c_char * 8)()
+        self._memory.append(buffer)
+        return ctypes.cast(buffer, pointer_type)
+
+    @staticmethod
+    def _address(pointer):
+        try:
+            return ctypes.cast(pointer, ctypes.c_void_p).value
+        except (TypeError, ctypes.ArgumentError):
+            return None
+
+    def fail(self, code):
+        raise self.real.NVMLError(code)
+
+    def now(self) -> float:
+        """Seconds into the scenario: `at` when nvmlInit first ran, then `speed` times faster than the wall."""
+        return self.at + self.speed * (time.monotonic() - self.t0)
+
+    def _initialized(self):
+        if self.refcount <= 0:
+            self.fail(self.real.NVML_ERROR_UNINITIALIZED)
+
+    def _gpu(self, handle):
+        """(GpuSpec, now) for a handle, raising what NVML raises for a bad handle or a lost GPU."""
+        self._initialized()
+        index = self.handle_index.get(self._address(handle))
+        if index is None:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        spec, t = self.scenario.gpus[index], self.now()
+        if spec.lost(t):
+            self.fail(self.real.NVML_ERROR_GPU_IS_LOST)
+        return spec, t
+
+    def _value(self, handle, name):
+        spec, t = self._gpu(handle)
+        return spec.value(name, t)
+
+    def unsimulated(self, name, real_function):
+        def stub(*args, **kwargs):
+            self._initialized()
+            if name not in self.warned:
+                self.warned.add(name)
+                print(f"gpusim: {name} is not simulated; raising NVMLError_NotSupported", file=sys.stderr)
+            self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+
+        stub = functools.update_wrapper(stub, real_function)
+        stub.__gpusim_stub__ = True
+        return stub
+
+    # ---- library ---------------------------------------------------------------------------------------------
+    def nvmlInitWithFlags(self, flags):
+        with self.lock:
+            if self.scenario.init_error:
+                self.fail(getattr(self.real, "NVML_ERROR_" + self.scenario.init_error))
+            if self.t0 is None:
+                self.t0 = time.monotonic()
+            self.refcount += 1
+
+    def nvmlInit(self):
+        self.nvmlInitWithFlags(0)
+
+    def nvmlShutdown(self):
+        with self.lock:
+            self._initialized()
+            self.refcount -= 1
+
+    def nvmlErrorString(self, result):
+        return self.real.NVMLError._errcode_to_string.get(result, "Unknown Error")
+
+    def nvmlSystemGetDriverVersion(self):
+        self._initialized()
+        return self.scenario.driver_version
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        self._initialized()
+        return self.scenario.cuda_driver_version
+
+    def nvmlSystemGetCudaDriverVersion_v2(self):
+        return self.nvmlSystemGetCudaDriverVersion()
+
+    def nvmlSystemGetNVMLVersion(self):
+        self._initialized()
+        return f"{self.scenario.cuda_driver_version // 1000}.{self.scenario.driver_version}"
+
+    def nvmlSystemGetProcessName(self, pid):
+        self._initialized()
+        for gpu in self.scenario.gpus:
+            for p in gpu.processes:
+                if p.pid == pid:
+                    return p.name
+        self.fail(self.real.NVML_ERROR_NOT_FOUND)
+
+    # ---- devices ---------------------------------------------------------------------------------------------
+    def nvmlDeviceGetCount(self):
+        self._initialized()
+        return len(self.scenario.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        self._initialized()
+        if not isinstance(index, int) or not 0 <= index < len(self.handles):
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        self._gpu(self.handles[index])  # a lost GPU has no handle
+        return self.handles[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        self._initialized()
+        uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+        for gpu in self.scenario.gpus:
+            if gpu.uuid == uuid:
+                return self.nvmlDeviceGetHandleByIndex(gpu.index)
+        self.fail(self.real.NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetHandleByPciBusId(self, pciBusId):
+        self._initialized()
+        bus_id = pciBusId.decode() if isinstance(pciBusId, bytes) else pciBusId
+        for gpu in self.scenario.gpus:
+            if bus_id.upper() in (self._bus_id(gpu.index), self._bus_id(gpu.index)[4:]):
+                return self.nvmlDeviceGetHandleByIndex(gpu.index)
+        self.fail(self.real.NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetIndex(self, handle):
+        return self._gpu(handle)[0].index
+
+    def nvmlDeviceGetMinorNumber(self, handle):
+        return self._gpu(handle)[0].index
+
+    def nvmlDeviceGetName(self, handle):
+        return self._gpu(handle)[0].static["model"] + " (simulated)"
+
+    def nvmlDeviceGetUUID(self, handle):
+        return self._gpu(handle)[0].uuid
+
+    def nvmlDeviceGetSerial(self, handle):
+        return f"simulated-{self._gpu(handle)[0].index}"
+
+    @staticmethod
+    def _bus_id(index):
+        return f"00000000:{0x18 + 0x10 * index:02X}:00.0"
+
+    def nvmlDeviceGetPciInfo_v3(self, handle):
+        spec, _ = self._gpu(handle)
+        info = self.real.nvmlPciInfo_t()
+        info.busId = info.busIdLegacy = self._bus_id(spec.index)
+        info.bus = 0x18 + 0x10 * spec.index
+        return info
+
+    def nvmlDeviceGetPciInfo(self, handle):
+        return self.nvmlDeviceGetPciInfo_v3(handle)
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return self._gpu(handle)[0].static["compute_capability"]
+
+    def nvmlDeviceGetArchitecture(self, device):
+        cc = self._gpu(device)[0].static["compute_capability"]
+        arch = {(7, 0): "VOLTA", (7, 5): "TURING", (8, 0): "AMPERE", (8, 6): "AMPERE", (8, 9): "ADA",
+                (9, 0): "HOPPER", (10, 0): "BLACKWELL"}.get(cc, "UNKNOWN")
+        return getattr(self.real, "NVML_DEVICE_ARCH_" + arch)
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        self._gpu(handle)
+        return self.real.NVML_FEATURE_ENABLED
+
+    def nvmlDeviceGetComputeMode(self, handle):
+        self._gpu(handle)
+        return self.real.NVML_COMPUTEMODE_DEFAULT
+
+    def nvmlDeviceGetMigMode(self, device):
+        self._gpu(device)
+        return [self.real.NVML_DEVICE_MIG_DISABLE, self.real.NVML_DEVICE_MIG_DISABLE]
+
+    def nvmlDeviceGetPerformanceState(self, handle):
+        return int(self._value(handle, "pstate"))
+
+    def nvmlDeviceGetPowerState(self, handle):
+        return self.nvmlDeviceGetPerformanceState(handle)
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
+        return self._gpu(handle)[0].static["pcie_generation"]
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
+        return self._gpu(handle)[0].static["pcie_generation"]
+
+    def nvmlDeviceGetGpuMaxPcieLinkGeneration(self, handle):
+        return self._gpu(handle)[0].static["pcie_generation"]
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
+        return self._gpu(handle)[0].static["pcie_width"]
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._gpu(handle)[0].static["pcie_width"]
+
+    def nvmlDeviceGetNvLinkState(self, device, link):
+        spec, _ = self._gpu(device)
+        if not isinstance(link, int) or not 0 <= link < self.real.NVML_NVLINK_MAX_LINKS:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        if link >= spec.static["nvlink_links"]:
+            self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+        return self.real.NVML_FEATURE_ENABLED
+
+    def nvmlDeviceGetFanSpeed(self, handle):
+        self._gpu(handle)  # the simulated boards are passively cooled, as SXM modules are: no fan to read
+        self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+
+    # ---- memory, utilization, temperature, power, clocks -----------------------------------------------------
+    def nvmlDeviceGetMemoryInfo(self, handle, version=None):
+        spec, t = self._gpu(handle)
+        total = spec.static["memory_total_mib"] * 2**20
+        used = int(round(spec.value("memory_used_mib", t))) * 2**20
+        if version:
+            memory = self.real.c_nvmlMemory_v2_t()
+            memory.version, memory.reserved = version, 0
+        else:
+            memory = self.real.c_nvmlMemory_t()
+        memory.total, memory.used, memory.free = total, used, total - used
+        return memory
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        spec, t = self._gpu(handle)
+        util = self.real.c_nvmlUtilization_t()
+        util.gpu = int(round(spec.value("gpu_util_pct", t)))
+        util.memory = int(round(spec.value("mem_util_pct", t)))
+        return util
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        spec, t = self._gpu(handle)
+        if sensor != self.real.NVML_TEMPERATURE_GPU:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return int(round(spec.value("temperature_c", t)))
+
+    def nvmlDeviceGetTemperatureV(self, handle, sensor, version=None):
+        return self.nvmlDeviceGetTemperature(handle, sensor)
+
+    def nvmlDeviceGetTemperatureThreshold(self, handle, threshold):
+        spec, _ = self._gpu(handle)
+        r = self.real
+        values = {r.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: spec.static["temperature_shutdown_c"],
+                  r.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: spec.static["temperature_slowdown_c"]}
+        if threshold not in values:
+            self.fail(r.NVML_ERROR_NOT_SUPPORTED)
+        return int(values[threshold])
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return int(round(self._value(handle, "power_w") * 1000))  # milliwatts
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        spec, t = self._gpu(handle)
+        return int(spec.timelines["power_w"].integral(0, t) * 1000)  # millijoules since the scenario's t=0
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        return int(self._gpu(handle)[0].static["power_limit_w"] * 1000)
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle):
+        return self.nvmlDeviceGetEnforcedPowerLimit(handle)
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle):
+        return self.nvmlDeviceGetEnforcedPowerLimit(handle)
+
+    def _clock(self, handle, type, current: bool):
+        spec, t = self._gpu(handle)
+        r = self.real
+        if type in (r.NVML_CLOCK_SM, r.NVML_CLOCK_GRAPHICS):
+            value = spec.value("sm_clock_mhz", t) if current else spec.static["sm_clock_max_mhz"]
+        elif type == r.NVML_CLOCK_MEM:
+            value = spec.value("mem_clock_mhz", t) if current else spec.static["mem_clock_max_mhz"]
+        elif type == r.NVML_CLOCK_VIDEO:
+            self.fail(r.NVML_ERROR_NOT_SUPPORTED)
+        else:
+            self.fail(r.NVML_ERROR_INVALID_ARGUMENT)
+        return int(round(value))
+
+    def nvmlDeviceGetClockInfo(self, handle, type):
+        return self._clock(handle, type, current=True)
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, type):
+        return self._clock(handle, type, current=False)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return int(self._value(handle, "clocks_event_reasons"))
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle):
+        return self.nvmlDeviceGetCurrentClocksEventReasons(handle)
+
+    def nvmlDeviceGetSupportedClocksEventReasons(self, handle):
+        self._gpu(handle)
+        return functools.reduce(lambda a, b: a | b, CLOCK_EVENT_REASONS.values())
+
+    def nvmlDeviceGetSupportedClocksThrottleReasons(self, handle):
+        return self.nvmlDeviceGetSupportedClocksEventReasons(handle)
+
+    # ---- ECC, row remapping, page retirement -----------------------------------------------------------------
+    def nvmlDeviceGetEccMode(self, handle):
+        on = self._gpu(handle)[0].static["ecc_enabled"]
+        state = self.real.NVML_FEATURE_ENABLED if on else self.real.NVML_FEATURE_DISABLED
+        return [state, state]
+
+    def nvmlDeviceGetCurrentEccMode(self, handle):
+        return self.nvmlDeviceGetEccMode(handle)[0]
+
+    def nvmlDeviceGetPendingEccMode(self, handle):
+        return self.nvmlDeviceGetEccMode(handle)[1]
+
+    def nvmlDeviceGetTotalEccErrors(self, handle, errorType, counterType):
+        spec, t = self._gpu(handle)
+        r = self.real
+        if not spec.static["ecc_enabled"]:
+            self.fail(r.NVML_ERROR_NOT_SUPPORTED)
+        kind = {r.NVML_MEMORY_ERROR_TYPE_CORRECTED: "corrected", r.NVML_MEMORY_ERROR_TYPE_UNCORRECTED: "uncorrected"}
+        scope = {r.NVML_VOLATILE_ECC: "volatile", r.NVML_AGGREGATE_ECC: "aggregate"}
+        if errorType not in kind or counterType not in scope:
+            self.fail(r.NVML_ERROR_INVALID_ARGUMENT)
+        return int(spec.value(f"ecc_{kind[errorType]}_{scope[counterType]}", t))
+
+    def nvmlDeviceGetMemoryErrorCounter(self, handle, errorType, counterType, locationType):
+        total = self.nvmlDeviceGetTotalEccErrors(handle, errorType, counterType)
+        return total if locationType == self.real.NVML_MEMORY_LOCATION_DRAM else 0  # all simulated errors: DRAM
+
+    def nvmlDeviceGetRemappedRows(self, device):
+        spec, t = self._gpu(device)
+        return tuple(int(spec.value(k, t)) for k in ("remapped_rows_correctable", "remapped_rows_uncorrectable",
+                                                      "row_remap_pending", "row_remap_failure"))
+
+    # The simulated GPUs are Ampere or later, which remap rows instead of retiring pages.
+    def nvmlDeviceGetRetiredPages(self, device, sourceFilter):
+        self._gpu(device)
+        self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+
+    def nvmlDeviceGetRetiredPages_v2(self, device, sourceFilter):
+        return self.nvmlDeviceGetRetiredPages(device, sourceFilter)
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, device):
+        return self.nvmlDeviceGetRetiredPages(device, 0)
+
+    # ---- processes -------------------------------------------------------------------------------------------
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        spec, t = self._gpu(handle)
+        running = []
+        for p in spec.processes:
+            if p.start_s <= t < p.end_s:
+                running.append(self.real.nvmlFriendlyObject({
+                    "pid": p.pid, "usedGpuMemory": int(p.used_mib * 2**20),
+                    "gpuInstanceId": NO_INSTANCE, "computeInstanceId": NO_INSTANCE}))
+        return running
+
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, handle):
+        return self.nvmlDeviceGetComputeRunningProcesses(handle)
+
+    def nvmlDeviceGetComputeRunningProcesses_v3(self, handle):
+        return self.nvmlDeviceGetComputeRunningProcesses(handle)
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle):
+        self._gpu(handle)
+        return []
+
+    def nvmlDeviceGetGraphicsRunningProcesses_v2(self, handle):
+        return self.nvmlDeviceGetGraphicsRunningProcesses(handle)
+
+    def nvmlDeviceGetGraphicsRunningProcesses_v3(self, handle):
+        return self.nvmlDeviceGetGraphicsRunningProcesses(handle)
+
+    # ---- events (Xid) ----------------------------------------------------------------------------------------
+    def nvmlEventSetCreate(self):
+        self._initialized()
+        pointer = self._pointer(self.real.c_nvmlEventSet_t)
+        self.event_sets[self._address(pointer)] = EventSet()
+        return pointer
+
+    def _event_set(self, eventSet) -> EventSet:
+        self._initialized()
+        event_set = self.event_sets.get(self._address(eventSet))
+        if event_set is None:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return event_set
+
+    def nvmlDeviceGetSupportedEventTypes(self, handle):
+        self._gpu(handle)
+        r = self.real
+        return (r.nvmlEventTypeXidCriticalError | r.nvmlEventTypeSingleBitEccError
+                | r.nvmlEventTypeDoubleBitEccError | r.nvmlEventTypePState | r.nvmlEventTypeClock)
+
+    def nvmlDeviceRegisterEvents(self, handle, eventTypes, eventSet):
+        with self.lock:
+            spec, t = self._gpu(handle)
+            event_set = self._event_set(eventSet)
+            if eventTypes & ~self.nvmlDeviceGetSupportedEventTypes(handle):
+                self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+            if eventTypes & self.real.nvmlEventTypeXidCriticalError:
+                event_set.cursors.setdefault(spec.index, (t, math.inf))  # only what happens from now on
+
+    def nvmlEventSetWait_v2(self, eventSet, timeoutms):
+        deadline = time.monotonic() + timeoutms / 1000
+        while True:
+            with self.lock:
+                event_set = self._event_set(eventSet)
+                now = self.now()
+                first, upcoming = None, math.inf
+                for index, (after, order) in event_set.cursors.items():
+                    gpu = self.scenario.gpus[index]
+                    for when, seq, code in gpu.xid_between(after - 1e-9, now):
+                        if (when, seq) > (after, order) and (first is None or when < first[1]):
+                            first = (index, when, seq, code)
+                            break
+                    upcoming = min(upcoming, self._next_xid(gpu, now))
+                if first:
+                    index, when, seq, code = first
+                    event_set.cursors[index] = (when, seq)
+                    data = self.real.c_nvmlEventData_t()
+                    data.device = self.handles[index]
+                    data.eventType = self.real.nvmlEventTypeXidCriticalError
+                    data.eventData = code
+                    data.gpuInstanceId = data.computeInstanceId = NO_INSTANCE
+                    return data
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.fail(self.real.NVML_ERROR_TIMEOUT)
+            time.sleep(max(0.001, min(remaining, (upcoming - now) / self.speed)))
+
+    def nvmlEventSetWait(self, eventSet, timeoutms):
+        return self.nvmlEventSetWait_v2(eventSet, timeoutms)
+
+    @staticmethod
+    def _next_xid(gpu, now):
+        period = gpu.static["xid_repeat_s"]
+        horizon = period if period else (gpu.xid[-1][0] - now if gpu.xid else 0)
+        upcoming = gpu.xid_between(now, now + max(horizon, 0) + 1e-6)
+        return upcoming[0][0] if upcoming else math.inf
+
+    def nvmlEventSetFree(self, eventSet):
+        with self.lock:
+            self._event_set(eventSet)
+            del self.event_sets[self._address(eventSet)]
+
+    # ---- GPM (Hopper and later) ------------------------------------------------------------------------------
+    GPM_METRICS = {
+        "NVML_GPM_METRIC_GRAPHICS_UTIL": "gpm_graphics_util_pct",
+        "NVML_GPM_METRIC_SM_UTIL": "gpm_sm_util_pct",
+        "NVML_GPM_METRIC_SM_OCCUPANCY": "gpm_sm_occupancy_pct",
+        "NVML_GPM_METRIC_ANY_TENSOR_UTIL": "gpm_tensor_util_pct",
+        "NVML_GPM_METRIC_DRAM_BW_UTIL": "gpm_dram_bw_util_pct",
+    }
+
+    def nvmlGpmQueryDeviceSupport(self, device):
+        spec, _ = self._gpu(device)
+        support = self.real.c_nvmlGpmSupport_t()
+        support.version = self.real.NVML_GPM_SUPPORT_VERSION
+        support.isSupportedDevice = int(spec.static["gpm_supported"])
+        return support
+
+    def nvmlGpmQueryIfStreamingEnabled(self, device):
+        self._gpu(device)
+        return 0
+
+    def nvmlGpmSampleAlloc(self):
+        self._initialized()
+        pointer = self._pointer(self.real.c_nvmlGpmSample_t)
+        self.samples[self._address(pointer)] = None
+        return pointer
+
+    def nvmlGpmSampleFree(self, gpmSample):
+        self._initialized()
+        if self.samples.pop(self._address(gpmSample), False) is False:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+
+    def nvmlGpmSampleGet(self, device, gpmSample):
+        spec, t = self._gpu(device)
+        if not spec.static["gpm_supported"]:
+            self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+        address = self._address(gpmSample)
+        if address not in self.samples:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        self.samples[address] = (spec.index, t)
+        return gpmSample
+
+    def nvmlGpmMetricsGet(self, metricsGet):
+        self._initialized()
+        r = self.real
+        if metricsGet.version != r.NVML_GPM_METRICS_GET_VERSION:
+            self.fail(r.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        first = self.samples.get(self._address(metricsGet.sample1))
+        second = self.samples.get(self._address(metricsGet.sample2))
+        if not first or not second or first[0] != second[0]:
+            self.fail(r.NVML_ERROR_INVALID_ARGUMENT)
+        spec = self.scenario.gpus[first[0]]
+        if spec.lost(self.now()):
+            self.fail(r.NVML_ERROR_GPU_IS_LOST)
+        known = {getattr(r, k): v for k, v in self.GPM_METRICS.items()}
+        t1, t2 = sorted((first[1], second[1]))
+        for i in range(metricsGet.numMetrics):
+            metric = metricsGet.metrics[i]
+            timeline = known.get(metric.metricId)
+            if timeline is None:
+                metric.nvmlReturn, metric.value = r.NVML_ERROR_NOT_SUPPORTED, 0.0
+            else:
+                metric.nvmlReturn, metric.value = r.NVML_SUCCESS, spec.timelines[timeline].mean(t1, t2)
+        return metricsGet
+
+
+def bind(method, real_function):
+    """A plain function calling `method`, with the real function's name, docstring and signature."""
+
+    def simulated(*args, **kwargs):
+        return method(*args, **kwargs)
+
+    return functools.update_wrapper(simulated, real_function)
+
+
+def build(scenario: Scenario, speed: float, at: float) -> types.ModuleType:
+    """A fresh `pynvml` module object playing `scenario`."""
+    real = real_pynvml()
+    sim = Simulator(scenario, speed, at)
+    module = types.ModuleType("pynvml", f"Simulated NVML (handbook gpusim), scenario {scenario.name!r}. "
+                                        "Device names end in '(simulated)'; no real GPU is read.")
+    for name, value in vars(real).items():
+        if not name.startswith("__"):
+            module.__dict__[name] = value
+    for name, value in vars(real).items():
+        reaches_driver = name.startswith(("nvml", "_nvml", "c_nvmlSystem")) or name == "_LoadNvmlLibrary"
+        if isinstance(value, types.FunctionType) and reaches_driver and name not in PURE_HELPERS:
+            own = getattr(Simulator, name, None)
+            if own is not None and inspect.isfunction(own):
+                module.__dict__[name] = bind(getattr(sim, name), value)
+            else:
+                module.__dict__[name] = sim.unsimulated(name, value)
+    module.nvmlLib = None
+    module.__file__ = __file__
+    module.__gpusim__ = sim
+    return module

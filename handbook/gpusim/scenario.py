@@ -1,0 +1,346 @@
+"""Scenario files: what the simulated GPUs report, as functions of simulated time.
+
+A scenario is a TOML file in handbook/gpusim/scenarios/ (or any path ending in .toml):
+
+    description = "one line, shown by `python -m handbook.gpusim list`"
+
+    [system]
+    driver_version = "580.159.04"
+    cuda_driver_version = 13000      # what nvmlSystemGetCudaDriverVersion returns (1000*major + 10*minor)
+    init_error = "LIBRARY_NOT_FOUND" # optional: nvmlInit raises NVMLError for NVML_ERROR_<this>
+
+    [gpu_defaults]                   # merged under every [[gpus]] table
+    model = "NVIDIA H100 80GB HBM3"  # the device name gets " (simulated)" appended, always
+    ...
+
+    [[gpus]]                         # one table per GPU; `copies = N` repeats it N times
+    temperature_c = [[0, 45], [120, 91]]   # keyframes [seconds, value]: linear in between, flat after
+
+A value is a constant or a list of [seconds, value] keyframes. Continuous quantities (temperatures, clocks,
+utilizations, power, memory) interpolate linearly; counters, flags and clock event reasons hold their last
+keyframe (a step). `xid = [[seconds, code], ...]` lists Xid events; `processes` lists compute processes.
+Every mistake is reported as one line naming the file and what to fix.
+"""
+import bisect
+import math
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+
+# Bits of nvmlDeviceGetCurrentClocksEventReasons (nvml.h nvmlClocksEventReason*), by the names scenarios use.
+CLOCK_EVENT_REASONS = {
+    "gpu_idle": 0x1,
+    "applications_clocks_setting": 0x2,
+    "sw_power_cap": 0x4,
+    "hw_slowdown": 0x8,
+    "sync_boost": 0x10,
+    "sw_thermal_slowdown": 0x20,
+    "hw_thermal_slowdown": 0x40,
+    "hw_power_brake_slowdown": 0x80,
+    "display_clock_setting": 0x100,
+}
+
+# name -> (kind, lower bound, upper bound); kind "linear" or "step" timelines, or a static type.
+TIMELINES = {
+    "gpu_util_pct": ("linear", 0, 100),
+    "mem_util_pct": ("linear", 0, 100),
+    "memory_used_mib": ("linear", 0, None),
+    "temperature_c": ("linear", -40, 150),
+    "power_w": ("linear", 0, None),
+    "sm_clock_mhz": ("linear", 0, None),
+    "mem_clock_mhz": ("linear", 0, None),
+    "gpm_sm_util_pct": ("linear", 0, 100),
+    "gpm_sm_occupancy_pct": ("linear", 0, 100),
+    "gpm_tensor_util_pct": ("linear", 0, 100),
+    "gpm_dram_bw_util_pct": ("linear", 0, 100),
+    "gpm_graphics_util_pct": ("linear", 0, 100),
+    "clocks_event_reasons": ("step", 0, None),
+    "ecc_corrected_volatile": ("step", 0, None),
+    "ecc_corrected_aggregate": ("step", 0, None),
+    "ecc_uncorrected_volatile": ("step", 0, None),
+    "ecc_uncorrected_aggregate": ("step", 0, None),
+    "remapped_rows_correctable": ("step", 0, None),
+    "remapped_rows_uncorrectable": ("step", 0, None),
+    "row_remap_pending": ("step", 0, 1),
+    "row_remap_failure": ("step", 0, 1),
+    "pstate": ("step", 0, 15),
+}
+STATIC = {  # name -> (python type(s), default); None default = required
+    "model": (str, None),
+    "memory_total_mib": (int, None),
+    "compute_capability": (list, [9, 0]),
+    "power_limit_w": ((int, float), None),
+    "sm_clock_max_mhz": ((int, float), None),
+    "mem_clock_max_mhz": ((int, float), None),
+    "temperature_slowdown_c": ((int, float), None),
+    "temperature_shutdown_c": ((int, float), None),
+    "ecc_enabled": (bool, True),
+    "gpm_supported": (bool, True),
+    "lost_at_s": ((int, float), -1),
+    "xid_repeat_s": ((int, float), 0),
+    "pcie_generation": (int, 5),
+    "pcie_width": (int, 16),
+    "nvlink_links": (int, 0),
+}
+LISTS = {"xid", "processes"}
+GPU_KEYS = set(TIMELINES) | set(STATIC) | LISTS | {"copies"}
+TIMELINE_DEFAULTS = {name: 0 for name in TIMELINES}
+SYSTEM_KEYS = {"driver_version": str, "cuda_driver_version": int, "init_error": str}
+PROCESS_KEYS = {"pid": int, "name": str, "used_mib": (int, float), "start_s": (int, float), "end_s": (int, float)}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be played; str() is one line: `file: what to fix`."""
+
+
+def shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Keyframes (seconds, value); `step` holds each value until the next keyframe, else linear in between."""
+
+    times: tuple
+    values: tuple
+    step: bool
+
+    def at(self, t: float) -> float:
+        i = bisect.bisect_right(self.times, t)
+        if i == 0:
+            return self.values[0]
+        if i == len(self.times) or self.step:
+            return self.values[i - 1]
+        t0, t1, v0, v1 = self.times[i - 1], self.times[i], self.values[i - 1], self.values[i]
+        return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+    def integral(self, a: float, b: float) -> float:
+        """The exact integral of the (piecewise linear or step) curve from a to b."""
+        if b <= a:
+            return 0.0
+        cuts = [a] + [t for t in self.times if a < t < b] + [b]
+        total = 0.0
+        for lo, hi in zip(cuts, cuts[1:]):
+            if self.step:
+                total += self.at(lo) * (hi - lo)
+            else:  # linear on [lo, hi]: trapezoid is exact
+                total += (self.at(lo) + self.at(hi)) / 2 * (hi - lo)
+        return total
+
+    def mean(self, a: float, b: float) -> float:
+        return self.integral(a, b) / (b - a) if b > a else self.at(b)
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    name: str
+    used_mib: float
+    start_s: float = 0.0
+    end_s: float = math.inf
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    index: int
+    static: dict
+    timelines: dict  # name -> Timeline
+    xid: tuple  # ((seconds, code), ...) sorted
+    processes: tuple
+    uuid: str
+
+    def value(self, name: str, t: float) -> float:
+        return self.timelines[name].at(t)
+
+    def lost(self, t: float) -> bool:
+        return self.static["lost_at_s"] >= 0 and t >= self.static["lost_at_s"]
+
+    def xid_between(self, a: float, b: float) -> list:
+        """Xid events with a < time <= b, as (time, order, code), repeating every xid_repeat_s if set."""
+        if not self.xid or b <= a:
+            return []
+        period = self.static["xid_repeat_s"]
+        if not period:
+            return [(t, i, code) for i, (t, code) in enumerate(self.xid) if a < t <= b]
+        events = []
+        for k in range(max(0, math.floor(a / period) - 1), math.floor(b / period) + 1):
+            for i, (t, code) in enumerate(self.xid):
+                when = k * period + t
+                if a < when <= b:
+                    events.append((when, k * len(self.xid) + i, code))
+        return sorted(events)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+    description: str
+    driver_version: str
+    cuda_driver_version: int
+    init_error: str | None
+    gpus: tuple = field(default_factory=tuple)
+
+
+def available() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml"))}
+
+
+def find(name: str) -> Path:
+    """A scenario's file, from its name (a file in scenarios/) or a path to a .toml file."""
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise ScenarioError(f"{name}: no such scenario file")
+        return path
+    files = available()
+    if name not in files:
+        raise ScenarioError(
+            f"unknown GPU scenario {name!r}: use one of {', '.join(files)} "
+            f"(the .toml files in {shown(SCENARIO_DIR)}/) or a path to a .toml file"
+        )
+    return files[name]
+
+
+def load(name: str) -> Scenario:
+    path = find(name)
+    where = shown(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{where}: not valid TOML: {err}") from None
+    return parse(data, path, where)
+
+
+def parse(data: dict, path: Path, where: str) -> Scenario:
+    def fail(message):
+        raise ScenarioError(f"{where}: {message}")
+
+    unknown = set(data) - {"description", "system", "gpu_defaults", "gpus"}
+    if unknown:
+        fail(f"unknown top-level key(s) {', '.join(sorted(unknown))} (known: description, [system], [gpu_defaults], [[gpus]])")
+    if not isinstance(data.get("description"), str) or not data["description"].strip():
+        fail('add a one-line `description = "..."` at the top')
+    system = data.get("system", {})
+    for key, value in system.items():
+        if key not in SYSTEM_KEYS:
+            fail(f"unknown key {key!r} in [system] (known: {', '.join(SYSTEM_KEYS)})")
+        if not isinstance(value, SYSTEM_KEYS[key]):
+            fail(f"[system] {key} must be a {SYSTEM_KEYS[key].__name__}")
+    init_error = system.get("init_error")
+    if init_error is not None:
+        from . import nvml  # the real module's error codes
+
+        if not hasattr(nvml.real_pynvml(), "NVML_ERROR_" + init_error):
+            fail(f"[system] init_error {init_error!r} is not an NVML_ERROR_* name (e.g. LIBRARY_NOT_FOUND, "
+                 "DRIVER_NOT_LOADED, LIB_RM_VERSION_MISMATCH)")
+    defaults = data.get("gpu_defaults", {})
+    tables = data.get("gpus", [])
+    if not isinstance(tables, list):
+        fail("write GPUs as [[gpus]] tables (an array of tables)")
+    if init_error is None and not tables:
+        fail("add at least one [[gpus]] table (or [system] init_error for a machine where NVML fails)")
+    gpus = []
+    for number, table in enumerate(tables, 1):
+        merged = {**defaults, **table}
+        label = f"[[gpus]] #{number}"
+        for key in merged:
+            if key not in GPU_KEYS:
+                fail(f"unknown key {key!r} in {label} or [gpu_defaults] (known: {', '.join(sorted(GPU_KEYS))})")
+        copies = merged.pop("copies", 1)
+        if not isinstance(copies, int) or copies < 1:
+            fail(f"{label}: copies must be a whole number >= 1")
+        for _ in range(copies):
+            gpus.append(gpu_spec(len(gpus), merged, path.stem, label, fail))
+    return Scenario(
+        name=path.stem,
+        path=path,
+        description=data["description"].strip(),
+        driver_version=system.get("driver_version", "580.159.04"),
+        cuda_driver_version=system.get("cuda_driver_version", 13000),
+        init_error=init_error,
+        gpus=tuple(gpus),
+    )
+
+
+def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
+    static = {}
+    for key, (types, default) in STATIC.items():
+        value = raw.get(key, default)
+        if value is None:
+            fail(f"{label}: {key} is required (set it in [gpu_defaults] or the table)")
+        if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
+            fail(f"{label}: {key} = {value!r} has the wrong type")
+        static[key] = value
+    cc = static["compute_capability"]
+    if len(cc) != 2 or not all(isinstance(x, int) for x in cc):
+        fail(f"{label}: compute_capability must be [major, minor], e.g. [9, 0]")
+    static["compute_capability"] = tuple(cc)
+    timelines = {}
+    for key, (kind, low, high) in TIMELINES.items():
+        timelines[key] = timeline(raw.get(key, TIMELINE_DEFAULTS[key]), kind == "step", low, high,
+                                  f"{label}: {key}", fail, reasons=key == "clocks_event_reasons")
+    for t, used in zip(timelines["memory_used_mib"].times, timelines["memory_used_mib"].values):
+        if used > static["memory_total_mib"]:
+            fail(f"{label}: memory_used_mib {used} at {t}s exceeds memory_total_mib {static['memory_total_mib']}")
+    xid = raw.get("xid", [])
+    if not isinstance(xid, list) or not all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[0], (int, float)) and e[0] >= 0
+        and isinstance(e[1], int) and e[1] > 0 for e in xid
+    ):
+        fail(f"{label}: xid must be a list of [seconds, code] pairs, e.g. [[20, 79]]")
+    processes = []
+    for p in raw.get("processes", []):
+        if not isinstance(p, dict) or set(p) - set(PROCESS_KEYS) or not {"pid", "used_mib"} <= set(p):
+            fail(f"{label}: each process is {{pid = N, used_mib = M, name = \"...\", start_s = S, end_s = E}} "
+                 "(pid and used_mib required)")
+        for key, value in p.items():
+            if not isinstance(value, PROCESS_KEYS[key]):
+                fail(f"{label}: process {key} = {value!r} has the wrong type")
+        processes.append(Process(p["pid"], p.get("name", f"process-{p['pid']}"), p["used_mib"],
+                                 p.get("start_s", 0.0), p.get("end_s", math.inf)))
+    return GpuSpec(
+        index=index,
+        static=static,
+        timelines=timelines,
+        xid=tuple(sorted((float(t), code) for t, code in xid)),
+        processes=tuple(processes),
+        uuid="GPU-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"handbook-gpusim/{scenario}/{index}")),
+    )
+
+
+def timeline(raw, step: bool, low, high, label: str, fail, reasons: bool = False) -> Timeline:
+    def value_of(v):
+        if reasons and isinstance(v, list):
+            unknown = [name for name in v if name not in CLOCK_EVENT_REASONS]
+            if unknown:
+                fail(f"{label}: unknown clock event reason(s) {unknown} (known: {', '.join(CLOCK_EVENT_REASONS)})")
+            mask = 0
+            for name in v:
+                mask |= CLOCK_EVENT_REASONS[name]
+            return mask
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            fail(f"{label}: {v!r} is not a number")
+        if (low is not None and v < low) or (high is not None and v > high):
+            fail(f"{label}: {v} is outside {low}..{'' if high is None else high}")
+        return v
+
+    if isinstance(raw, list) and raw and all(isinstance(k, list) for k in raw):
+        times, values = [], []
+        for key in raw:
+            if len(key) != 2 or isinstance(key[0], bool) or not isinstance(key[0], (int, float)) or key[0] < 0:
+                fail(f"{label}: keyframes are [seconds, value] pairs with seconds >= 0, got {key!r}")
+            if times and key[0] <= times[-1]:
+                fail(f"{label}: keyframe times must increase, got {key[0]} after {times[-1]}")
+            times.append(float(key[0]))
+            values.append(value_of(key[1]))
+        return Timeline(tuple(times), tuple(values), step)
+    if isinstance(raw, list) and not (reasons and all(isinstance(x, str) for x in raw)):
+        fail(f"{label}: write a constant or keyframes [[seconds, value], ...]")
+    return Timeline((0.0,), (value_of(raw),), step)
