@@ -76,14 +76,33 @@ def activate(scenario: str, *, speed: float | None = None, at: float | None = No
     module = simulated_module(scenario, speed=speed, at=at)  # a bad scenario fails before anything changes
     missing = object()
     previous = sys.modules.get("pynvml", missing)
+    saved_env = dict(os.environ)
     sys.modules["pynvml"] = module
+    os.environ.update(child_env(scenario, speed))  # Python programs the block starts get the simulator too
     try:
         yield module
     finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
         if previous is missing:
             sys.modules.pop("pynvml", None)
         else:
             sys.modules["pynvml"] = previous
+
+
+def child_env(scenario: str, speed: float | None = None, base=None) -> dict:
+    """The environment under which a Python program imports the simulator as `pynvml` (see shim/pynvml.py)."""
+    from .nvml import SHIM_DIR
+
+    env = dict(os.environ if base is None else base)
+    env[ENV_SCENARIO] = scenario
+    if speed is not None:
+        env[ENV_SPEED] = str(speed)
+    env.pop(ENV_AT, None)  # NAME@SECONDS in the scenario carries the start offset
+    package_root = SHIM_DIR.parent.parent.parent  # the directory holding the `handbook` package
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(SHIM_DIR), str(package_root)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 def scenarios() -> list[tuple[str, str]]:

@@ -8,10 +8,7 @@ import os
 import shutil
 import sys
 
-from . import ENV_AT, ENV_SCENARIO, ENV_SPEED, ScenarioError, _number, load, scenarios, split_spec
-from .nvml import SHIM_DIR
-
-ROOT = SHIM_DIR.parent.parent.parent  # the directory holding the `handbook` package
+from . import ENV_SPEED, ScenarioError, _number, child_env, load, scenarios, split_spec
 
 
 def main(argv=None) -> int:
@@ -38,16 +35,10 @@ def main(argv=None) -> int:
             return 0
         if not command:
             parser.error("give the program after --, e.g. run healthy-idle -- python exporter.py")
-        name, at = split_spec(args.scenario)
+        name, _ = split_spec(args.scenario)
         load(name)  # a bad name or file stops here, with its one-line reason
-        env = dict(os.environ)
-        env[ENV_SCENARIO] = args.scenario
-        if args.speed is not None:
-            env[ENV_SPEED] = str(_number(args.speed, "--speed", 0))
-        if at is not None:
-            env.pop(ENV_AT, None)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(SHIM_DIR), str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        speed = None if args.speed is None else _number(args.speed, "--speed", 0)
+        env = child_env(args.scenario, speed)
     except ScenarioError as err:
         print(f"gpusim: {err}", file=sys.stderr)
         return 2
