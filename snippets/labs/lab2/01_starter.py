@@ -63,9 +63,9 @@ def main():
         opt.step()
         losses.append(loss.item())  # logs every step: Python waits for the GPU to finish it
         steps += 1
-        if steps == WARMUP_STEPS:
+        if start is None and steps == WARMUP_STEPS:  # warm-up done: start the clock once
             start, steps = time.perf_counter(), 0
-        elif start and time.perf_counter() - start >= size["seconds"]:
+        elif start is not None and time.perf_counter() - start >= size["seconds"]:
             break
     elapsed = time.perf_counter() - start
     result = {"device": torch.cuda.get_device_name() if device == "cuda" else "CPU", "batch_size": BATCH_SIZE,
