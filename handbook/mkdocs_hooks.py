@@ -72,10 +72,25 @@ def recording_markdown(block: blocks.Block) -> list[str]:
     for spec in charts.charts_in(data["artifacts"]):
         uri = "data:image/svg+xml;base64," + base64.b64encode(charts.svg(spec).encode()).decode()
         out += [f"    ![{spec['title']}]({uri}){{ .recording-chart }}", ""]
-    for name, artifact in data["artifacts"].items():
-        if "media_type" in artifact:
-            out += [f"    ![{name}](data:{artifact['media_type']};base64,{artifact['base64']}){{ .recording-chart }}", ""]
+    images = {name: f"data:{a['media_type']};base64,{a['base64']}" for name, a in data["artifacts"].items() if "media_type" in a}
+    reports = {name: a["text"] for name, a in data["artifacts"].items() if name.endswith(".md") and "text" in a}
+    shown_in_reports = set()
+    for name, text in reports.items():
+        # A markdown report the program wrote (e.g. Lab 2's REPORT.md), its images inlined from the recording.
+        for image, uri in images.items():
+            if f"]({image})" in text:
+                text, _ = text.replace(f"]({image})", f"]({uri})"), shown_in_reports.add(image)
+        out += [f'    ??? abstract "{name}, as the program wrote it"', ""]
+        out += [f"        {line}" if line else "" for line in demote_headings(text).split("\n")] + [""]
+    for name, uri in images.items():
+        if name not in shown_in_reports:
+            out += [f"    ![{name}]({uri}){{ .recording-chart }}", ""]
     return out
+
+
+def demote_headings(markdown: str) -> str:
+    """A report's own headings go below the page's, so the page's table of contents stays the page's."""
+    return re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m[1]) + 2) + " ", markdown, flags=re.M)
 
 
 def recordings_index(docs: Path, snippet_dir: Path, index_src: Path) -> str:

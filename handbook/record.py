@@ -23,7 +23,9 @@ from pathlib import Path
 from . import DOCS, ROOT, SNIPPETS, blocks, recordings, requirements
 
 MAX_ARTIFACT_BYTES = 2 * 2**20
+MAX_TEXT_BYTES = 256 * 2**10
 IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+TEXT_TYPES = {".md", ".txt"}
 
 
 def provenance(command: list[str]) -> dict:
@@ -67,12 +69,14 @@ def git(*args: str) -> str:
 
 
 def collect_artifacts(scratch: Path) -> dict:
-    """JSON files are kept parsed, images as data, anything else by name and size only."""
+    """JSON files are kept parsed, markdown and text as text, images as data, anything else by name and size."""
     artifacts = {}
     for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
         name, size = path.relative_to(scratch).as_posix(), path.stat().st_size
         if path.suffix == ".json" and size <= MAX_ARTIFACT_BYTES:
             artifacts[name] = {"json": json.loads(path.read_text())}
+        elif path.suffix in TEXT_TYPES and size <= MAX_TEXT_BYTES:
+            artifacts[name] = {"text": path.read_text(errors="replace")}
         elif path.suffix in IMAGE_TYPES and size <= MAX_ARTIFACT_BYTES:
             artifacts[name] = {"media_type": IMAGE_TYPES[path.suffix], "base64": base64.b64encode(path.read_bytes()).decode()}
         else:
@@ -103,7 +107,7 @@ def run_block(block: blocks.Block, timeout: int, prov: dict, snippet_dir: Path =
             "stdout": stdout[-64_000:], "stderr_tail": stderr[-4_000:], "artifacts": artifacts, "provenance": prov}
 
 
-def record_blocks(pages: list[Path], only: str | None = None, allow_cpu: bool = False, default_timeout: int = 600,
+def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: bool = False, default_timeout: int = 600,
                   snippet_dir: Path = SNIPPETS) -> int:
     prov = provenance([Path(sys.executable).name, "-m", "handbook.record", *sys.argv[1:]])
     if not prov["gpu_model"] and not allow_cpu:
@@ -113,7 +117,7 @@ def record_blocks(pages: list[Path], only: str | None = None, allow_cpu: bool = 
     failed = 0
     for page in pages:
         for block in blocks.parse_page(page, snippet_dir):
-            if not block.recorded or (only and block.snippet.path.name != only):
+            if not block.recorded or (only and block.snippet.path.name not in only):
                 continue
             reason = block.requires and requirements.unmet(block.requires, hw)
             if reason:
@@ -135,7 +139,7 @@ def record_blocks(pages: list[Path], only: str | None = None, allow_cpu: bool = 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m handbook.record", description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="docs pages (default: all)")
-    parser.add_argument("--only", help="record only the block that includes this snippet file name")
+    parser.add_argument("--only", action="append", help="record only blocks that include this snippet file name (repeatable)")
     parser.add_argument("--allow-cpu", action="store_true", help="dry run without a GPU (never commit its recordings)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per block unless the fence sets timeout=")
     args = parser.parse_args(argv)

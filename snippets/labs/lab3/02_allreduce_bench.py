@@ -1,7 +1,7 @@
 """All-reduce benchmark: time, algorithm bandwidth and bus bandwidth per message size, results verified.
 
     python 02_allreduce_bench.py                 # starts itself under torchrun: every GPU (NCCL), or 2 CPU ranks (gloo)
-    python 02_allreduce_bench.py --nproc 4 --device cpu
+    python 02_allreduce_bench.py --ranks 4 --device cpu
     python 02_allreduce_bench.py --inject-fault  # corrupts one element on the last rank: must exit 1
 
 Sizes run from 1 KiB to 1 GiB on GPUs, 1 KiB to 1 MiB on CPU, by factors of 4 (float32 payloads).
@@ -59,7 +59,7 @@ def count_wrong(result, world_size):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    p.add_argument("--nproc", type=int, help="ranks to start (default: every GPU, or 2 on CPU)")
+    p.add_argument("--ranks", type=int, help="processes to start (default: every GPU, or 2 on CPU)")
     p.add_argument("--max-bytes", type=int, help="largest message (default 1 GiB on GPU, 1 MiB on CPU)")
     p.add_argument("--iters", type=int, help="timed all-reduces per size (default 20 on GPU, 5 on CPU)")
     p.add_argument("--warmup", type=int, default=3, help="untimed all-reduces per size")
@@ -70,17 +70,21 @@ def parse_args(argv=None):
 
 
 def launch(args):
-    """Not under torchrun yet: start `torchrun --standalone` on this same file and pass our arguments on."""
+    """Not under torchrun yet: start `torchrun --standalone` on this same file with the worker's options."""
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     available = torch.cuda.device_count() if use_cuda else os.cpu_count()
-    nproc = args.nproc or (available if use_cuda else 2)
+    nproc = args.ranks or (available if use_cuda else 2)
     if nproc < 2:
-        sys.exit(f"{PROG}: an all-reduce needs at least 2 ranks, got --nproc {nproc} ({available} GPU(s) visible)")
+        sys.exit(f"{PROG}: an all-reduce needs at least 2 ranks, got --ranks {nproc} ({available} GPU(s) visible)")
     if use_cuda and nproc > available:
-        sys.exit(f"{PROG}: --nproc {nproc} but only {available} GPU(s) are visible: lower --nproc")
+        sys.exit(f"{PROG}: --ranks {nproc} but only {available} GPU(s) are visible: lower --ranks")
     env = dict(os.environ, NCCL_NVLS_ENABLE="0", OMP_NUM_THREADS="1")  # NVLink SHARP off (see the page)
+    worker_args = ["--device", "cuda" if use_cuda else "cpu", "--warmup", str(args.warmup), "--out", args.out]
+    worker_args += ["--max-bytes", str(args.max_bytes)] if args.max_bytes else []
+    worker_args += ["--iters", str(args.iters)] if args.iters else []
+    worker_args += ["--inject-fault"] if args.inject_fault else []
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           os.path.abspath(__file__), *sys.argv[1:], "--device", "cuda" if use_cuda else "cpu"]
+           os.path.abspath(__file__), *worker_args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     print(proc.stdout, end="")
     if proc.returncode:
@@ -90,7 +94,7 @@ def launch(args):
 
 
 def worker(args):
-    use_cuda = args.device == "cuda"
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     local_rank = int(os.environ["LOCAL_RANK"])
     if use_cuda:
         device = torch.device("cuda", local_rank)
@@ -144,7 +148,12 @@ def worker(args):
         with open(args.out, "w") as f:
             json.dump({"op": "all_reduce", "dtype": "float32", "world_size": n, "device": name,
                        "backend": "nccl" if use_cuda else "gloo", "nccl": nccl, "torch": torch.__version__,
-                       "busbw_factor": busbw_factor(n), "iters": iters, "correct": ok, "rows": rows}, f, indent=2)
+                       "busbw_factor": busbw_factor(n), "iters": iters, "correct": ok, "rows": rows,
+                       "chart": {"title": f"all_reduce on {n} x {name}",
+                                 "x": {"label": "message size", "unit": "bytes", "log": True},
+                                 "y": {"label": "bandwidth", "unit": "GB/s"},
+                                 "series": {k: [[r["bytes"], r[f"{k}_gbps"]] for r in rows] for k in ("busbw", "algbw")}},
+                       }, f, indent=2)
         print(f"wrote {args.out}" + ("" if ok else "; the all-reduce returned WRONG values"))
     dist.barrier()
     dist.destroy_process_group()
