@@ -78,7 +78,7 @@ def test_one_edited_character_makes_a_recording_stale_and_rerecording_fixes_it(s
     state = recordings.state(snippet)
     assert state.kind == "stale"
     message = recordings.stale_message(snippet, "docs/q.md", state.data)
-    assert message.startswith("stale recording: 01_prog.rec.json no longer matches 01_prog.py")
+    assert message.startswith("stale recording: 01_prog.rec.json no longer matches 01_prog.py (recorded")
     assert "python -m handbook.record docs/q.md --only 01_prog.py" in message
     record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
     assert recordings.state(snippet).kind == "fresh"
@@ -121,3 +121,16 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         recordings.write_atomic(target, {"not json": object()})
     assert target.read_text() == '{"old": true}'
     assert [p.name for p in tmp_path.iterdir()] == ["r.rec.json"]
+
+
+def test_a_change_to_a_file_the_snippet_runs_makes_its_recording_stale(scratch):
+    helper = scratch / "snippets/p/q/02_helper.py"
+    helper.write_text("print('helper v1')\n")
+    snippet = scratch / "snippets/p/q/01_prog.py"
+    snippet.write_text(PROGRAM + "import runpy, pathlib\nrunpy.run_path(str(pathlib.Path(__file__).parent / '02_helper.py'))\n")
+    record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
+    assert recordings.load(recordings.path_for(snippet))["code_files"] == ["01_prog.py", "02_helper.py"]
+    helper.write_text("print('helper v2')\n")
+    assert recordings.state(snippet).kind == "stale"
+    assert "no longer matches 01_prog.py + 02_helper.py" in recordings.stale_message(
+        snippet, "docs/q.md", recordings.load(recordings.path_for(snippet)))

@@ -103,7 +103,8 @@ def run_block(block: blocks.Block, timeout: int, prov: dict, snippet_dir: Path =
         artifacts = collect_artifacts(Path(scratch))
     return {"schema": recordings.SCHEMA, "snippet": snippet.relative_to(snippet_dir).as_posix(),
             "page": blocks.rel(block.page), "block_line": block.line,
-            "code_sha256": recordings.code_sha256(snippet), "exit_status": status, "wall_seconds": round(wall, 2),
+            "code_sha256": recordings.code_sha256(snippet),
+            "code_files": [path.name for path in recordings.code_files(snippet)], "exit_status": status, "wall_seconds": round(wall, 2),
             "stdout": stdout[-64_000:], "stderr_tail": stderr[-4_000:], "artifacts": artifacts, "provenance": prov}
 
 

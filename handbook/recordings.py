@@ -27,8 +27,32 @@ def failed_path_for(snippet: Path) -> Path:
     return snippet.with_suffix(".rec.failed.json")
 
 
+def code_files(snippet: Path) -> list[Path]:
+    """The snippet and the files beside it that it names, transitively: the trainer a harness launches, the
+    config a validator reads. All of them are the code that ran, so a change to any makes a recording stale."""
+    found, todo = [snippet], [snippet]
+    while todo:
+        text = todo.pop().read_text(encoding="utf-8", errors="replace")
+        for sibling in sorted(snippet.parent.iterdir()):
+            if sibling.is_file() and sibling not in found and sibling.name in text and not is_recording(sibling):
+                found.append(sibling)
+                todo.append(sibling) if sibling.suffix == ".py" else None
+    return found
+
+
+def is_recording(path: Path) -> bool:
+    return path.name.endswith((".rec.json", ".rec.failed.json"))
+
+
 def code_sha256(snippet: Path) -> str:
-    return hashlib.sha256(snippet.read_bytes()).hexdigest()
+    """sha256 of the snippet's bytes; with files it names beside it, of each name and its bytes in turn."""
+    files = code_files(snippet)
+    if len(files) == 1:
+        return hashlib.sha256(snippet.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def load(path: Path) -> dict:
@@ -78,14 +102,16 @@ def state(snippet: Path) -> State:
 
 def stale_message(snippet: Path, page: str, data: dict) -> str:
     p = data["provenance"]
-    return (f"stale recording: {path_for(snippet).name} no longer matches {snippet.name} (recorded {p['date'][:10]} on "
+    code = " + ".join(path.name for path in code_files(snippet))
+    return (f"stale recording: {path_for(snippet).name} no longer matches {code} (recorded {p['date'][:10]} on "
             f"{p['gpu_model']}); the code changed since. Re-record on a GPU: python -m handbook.record {page} "
             f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
 
 
 def stale_message(snippet: Path, page: str, data: dict) -> str:
     p = data["provenance"]
-    return (f"stale recording: {path_for(snippet).name} no longer matches {snippet.name} (recorded {p['date'][:10]} on "
+    code = " + ".join(path.name for path in code_files(snippet))
+    return (f"stale recording: {path_for(snippet).name} no longer matches {code} (recorded {p['date'][:10]} on "
             f"{p['gpu_model']}); the code changed since. Re-record on a GPU: python -m handbook.record {page} "
             f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
 

@@ -16,25 +16,31 @@ import torch
 import torch.distributed as dist
 
 
+def say(line: str):
+    """One write per line: two ranks share the terminal, and print() writes the text and the newline separately."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def worker():
     dist.init_process_group("gloo")  # default timeout: generous, so start-up on a busy machine is safe
     short = dist.new_group(timeout=datetime.timedelta(seconds=2))  # the group demo B waits on
     rank = dist.get_rank()
     try:  # A: shapes differ between ranks
         dist.all_reduce(torch.ones(4 if rank == 0 else 5))
-        print(f"rank {rank} A: no error", flush=True)
+        say(f"rank {rank} A: no error")
     except RuntimeError as err:
         first = str(err).splitlines()[0]
-        print(f"rank {rank} A: caught: {first[:first.index('TensorShape') + 20]}...", flush=True)
+        say(f"rank {rank} A: caught: {first[:first.index('TensorShape') + 20]}...")
     try:  # B: rank 1 is busy elsewhere and never calls the collective
         if rank == 1:
             time.sleep(3)
         else:
             start = time.perf_counter()
             dist.all_reduce(torch.ones(3), group=short)
-        print(f"rank {rank} B: no error", flush=True)
+        say(f"rank {rank} B: no error")
     except RuntimeError as err:
-        print(f"rank {rank} B: caught after {time.perf_counter() - start:.1f} s: {str(err).splitlines()[0]}", flush=True)
+        say(f"rank {rank} B: caught after {time.perf_counter() - start:.1f} s: {str(err).splitlines()[0]}")
     dist.destroy_process_group()
 
 
