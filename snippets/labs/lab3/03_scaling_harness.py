@@ -67,7 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, nargs="+", default=[2], help="worker counts N to compare with 1")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--batch", type=int, help="samples per worker (weak) and global batch (strong); "
-                                             "default 2048 on GPU, 32 on CPU")
+                                             "default 8192 on GPU, 32 on CPU")
     p.add_argument("--steps", type=int, help="timed steps (passed to 01_ddp_train.py)")
     p.add_argument("--warmup", type=int, help="warm-up steps (passed to 01_ddp_train.py)")
     p.add_argument("--hidden", type=int, help="MLP width (passed to 01_ddp_train.py)")
@@ -173,7 +173,7 @@ def main(argv=None):
     args = parse_args(argv)
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = "cuda" if use_cuda else "cpu"
-    batch = args.batch or (2048 if use_cuda else 32)
+    batch = args.batch or (8192 if use_cuda else 32)
     for n in args.workers:
         if n < 2:
             sys.exit(f"{PROG}: --workers {n}: compare at least 2 workers with the 1-worker baseline")
