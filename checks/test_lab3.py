@@ -238,3 +238,16 @@ def test_estimate_refuses_runs_of_different_sizes(scaling, bench_run):
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("04_comm_estimate.py: allreduce_bench.json was measured on 2 ranks but "
                                    "ddp_4w.json ran on 4: rerun 02_allreduce_bench.py --ranks 4")
+
+
+def test_the_scaling_curve_runs_on_cpu_and_writes_its_charts(tmp_path):
+    """labs/lab3/05_scaling_curve.py with 2 gloo workers: the program the 4- and 8-GPU recordings run."""
+    done = subprocess.run([sys.executable, str(LAB3 / "05_scaling_curve.py"), "--device", "cpu", "--counts", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    efficiency = json.loads((tmp_path / "scaling_efficiency.json").read_text())["chart"]
+    assert [point[0] for point in efficiency["series"]["weak"]] == [1, 2]
+    curve = json.loads((tmp_path / "scaling_curve.json").read_text())
+    reported = curve["scaling"]["rows"][0]["weak"]["efficiency"]
+    assert abs(efficiency["series"]["weak"][1][1] - 100 * reported) < 1e-9
+    assert all(row["wrong_elements"] == 0 for row in curve["busbw"]["2"])
