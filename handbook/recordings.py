@@ -108,14 +108,6 @@ def stale_message(snippet: Path, page: str, data: dict) -> str:
             f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
 
 
-def stale_message(snippet: Path, page: str, data: dict) -> str:
-    p = data["provenance"]
-    code = " + ".join(path.name for path in code_files(snippet))
-    return (f"stale recording: {path_for(snippet).name} no longer matches {code} (recorded {p['date'][:10]} on "
-            f"{p['gpu_model']}); the code changed since. Re-record on a GPU: python -m handbook.record {page} "
-            f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
-
-
 def provenance_line(p: dict, wall_seconds: float) -> str:
     gpu = f"{p['gpu_count']}× {p['gpu_model']}" if p.get("gpu_count", 1) > 1 else p.get("gpu_model") or "CPU only"
     parts = [f"Recorded on {gpu}"]
