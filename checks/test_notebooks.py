@@ -5,6 +5,7 @@ editing a notebook, re-execute and save it on CPU:
 
     python checks/test_notebooks.py --save docs/optimization/profiling.ipynb
 """
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from handbook import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "docs").rglob("*.ipynb"))
@@ -57,8 +60,49 @@ def test_saved_outputs_are_small_and_clean(path):
         assert "execution" not in cell.metadata, f"{rel}: cell {number} has timing metadata; re-save with --save"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.relative_to(ROOT).as_posix() for p in NOTEBOOKS])
+def test_recorded_outputs_match_the_code(path):
+    state = notebooks.state(path)
+    if state == "missing":
+        pytest.skip(f"{path.name}: outputs are from the CPU check, not recorded on a GPU (python -m handbook.record {path.relative_to(ROOT)})")
+    rec = json.loads(path.read_text())["metadata"][notebooks.KEY]
+    assert state == "fresh", (f"stale recording: the code cells of {path.relative_to(ROOT)} changed since their outputs were "
+                              f"recorded on {rec['provenance']['gpu_model']}; re-record: python -m handbook.record {path.relative_to(ROOT)}")
+    assert rec["provenance"]["gpu_model"], f"{path.relative_to(ROOT)} was recorded without a GPU"
+
+
+def test_notebook_recorder_saves_outputs_and_provenance_and_detects_stale_code(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell("x = 6 * 7\nprint('x is', x)"),
+                                         nbformat.v4.new_code_cell("x + 1")])
+    path = tmp_path / "t.ipynb"
+    nbformat.write(nb, path)
+    prov = {"gpu_model": "NVIDIA H200", "gpu_count": 1, "driver_version": "580", "cuda_version": "13.0",
+            "torch_version": "2.11", "python_version": "3.12", "date": "2026-11-26T00:00:00+00:00", "commit": "0" * 40}
+    notebooks.record(path, prov)
+    saved = json.loads(path.read_text())
+    code = [c for c in saved["cells"] if c["cell_type"] == "code"]
+    assert code[0]["outputs"][0]["text"] == "x is 42\n"
+    assert code[1]["outputs"][0]["data"]["text/plain"] == "43"
+    assert "Recorded on NVIDIA H200" in "".join(saved["cells"][1]["source"])
+    assert notebooks.state(path) == "fresh"
+    saved["cells"][2]["source"] = ["x + 2"]
+    path.write_text(json.dumps(saved))
+    assert notebooks.state(path) == "stale"
+
+
+def test_a_failing_cell_leaves_the_notebook_untouched(tmp_path):
+    path = tmp_path / "f.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), path)
+    before = path.read_bytes()
+    with pytest.raises(notebooks.NotebookError, match="cell 1 failed"):
+        notebooks.record(path, {"gpu_model": "x"})
+    assert path.read_bytes() == before
+
+
 def save(path: Path) -> None:
     nb = execute(path, path.parent)
+    nb.metadata.pop(notebooks.KEY, None)  # CPU outputs replace the GPU recording, and say nothing of a GPU
+    nb.cells = [c for c in nb.cells if notebooks.TAG not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":  # kernel and profiler log lines are noise on the site

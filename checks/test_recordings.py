@@ -104,7 +104,7 @@ def test_the_recorder_refuses_to_record_without_a_gpu(scratch, monkeypatch):
 def test_the_recorder_rejects_a_path_that_is_not_a_page(tmp_path, capsys):
     with pytest.raises(SystemExit):
         record.main([str(tmp_path / "nope.md")])
-    assert "not a markdown page" in capsys.readouterr().err
+    assert "not a page" in capsys.readouterr().err
 
 
 def test_an_unreadable_recording_names_the_file(tmp_path):

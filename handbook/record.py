@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import DOCS, ROOT, SNIPPETS, blocks, recordings, requirements
+from . import DOCS, ROOT, SNIPPETS, blocks, notebooks, recordings, requirements
 
 MAX_ARTIFACT_BYTES = 2 * 2**20
 MAX_TEXT_BYTES = 256 * 2**10
@@ -117,6 +117,9 @@ def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: b
     hw = requirements.detect()
     failed = 0
     for page in pages:
+        if page.suffix == ".ipynb":
+            failed += not record_notebook(page, prov)
+            continue
         for block in blocks.parse_page(page, snippet_dir):
             if not block.recorded or (only and block.snippet.path.name not in only):
                 continue
@@ -137,6 +140,16 @@ def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: b
     return 1 if failed else 0
 
 
+def record_notebook(path: Path, prov: dict) -> bool:
+    try:
+        wall = notebooks.record(path, prov)
+    except notebooks.NotebookError as err:
+        print(f"FAILED {blocks.rel(path)}: {err}")
+        return False
+    print(f"ok     {blocks.rel(path)} -> its saved outputs ({wall:.1f} s)")
+    return True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m handbook.record", description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="docs pages (default: all)")
@@ -145,9 +158,9 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=600, help="seconds per block unless the fence sets timeout=")
     args = parser.parse_args(argv)
     for page in args.pages:
-        if not page.is_file() or page.suffix != ".md":
-            parser.error(f"{page}: not a markdown page (give paths like docs/fundamentals/compute.md)")
-    pages = [p.resolve() for p in args.pages] or blocks.pages(DOCS)
+        if not page.is_file() or page.suffix not in (".md", ".ipynb"):
+            parser.error(f"{page}: not a page (give paths like docs/fundamentals/compute.md or docs/x/y.ipynb)")
+    pages = [p.resolve() for p in args.pages] or blocks.pages(DOCS) + sorted(DOCS.rglob("*.ipynb"))
     try:
         return record_blocks(pages, args.only, args.allow_cpu, args.timeout)
     except blocks.BlockError as err:

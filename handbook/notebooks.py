@@ -1,0 +1,105 @@
+"""Recording a notebook: run its code cells on this machine's GPU and save their outputs, with provenance.
+
+The site shows a notebook's saved outputs (mkdocs-jupyter, execute: false). `python -m handbook.record
+docs/x.ipynb` runs the code cells in order in one namespace (as a kernel would, without needing Jupyter on the
+GPU machine), replaces their outputs, and stores the provenance and the sha256 of the code cells in the notebook's
+metadata; a markdown cell tagged `handbook-provenance` says on the page where the outputs come from. The checks
+fail when the code cells no longer match the hash (a stale recording), as for snippets. A failing cell leaves the
+notebook untouched.
+"""
+import ast
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import recordings
+
+KEY = "handbook_recording"
+TAG = "handbook-provenance"
+
+
+class NotebookError(RuntimeError):
+    pass
+
+
+def code_sha256(nb: dict) -> str:
+    digest = hashlib.sha256()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            digest.update("".join(cell["source"]).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def state(path: Path) -> str:
+    """`fresh`, `stale` or `missing` (outputs not recorded on a GPU)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    rec = nb["metadata"].get(KEY)
+    if not rec:
+        return "missing"
+    return "fresh" if rec["code_sha256"] == code_sha256(nb) else "stale"
+
+
+def run_cell(source: str, namespace: dict, filename: str) -> list[dict]:
+    """Execute one cell; its stdout, and the value of a last bare expression, as notebook outputs."""
+    tree = ast.parse(source, filename)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tree, filename, "exec"), namespace)
+        value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace) if last else None
+    outputs = [{"output_type": "stream", "name": "stdout", "text": out.getvalue()}] if out.getvalue() else []
+    if value is not None:
+        outputs.append({"output_type": "execute_result", "execution_count": None, "metadata": {},
+                        "data": {"text/plain": repr(value)}})
+    return outputs
+
+
+def record(path: Path, provenance: dict) -> float:
+    """Run the notebook's code cells and save their outputs; returns the wall time. Raises NotebookError."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    recorded = copy.deepcopy(nb)
+    namespace = {"__name__": "__main__"}
+    started, cwd = time.perf_counter(), os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="notebook-") as scratch:
+        os.chdir(scratch)  # files the notebook writes stay out of the repository
+        try:
+            count = 0
+            for number, cell in enumerate(recorded["cells"], 1):
+                if cell["cell_type"] != "code":
+                    continue
+                count += 1
+                try:
+                    cell["outputs"] = run_cell("".join(cell["source"]), namespace, f"{path.name}:cell {number}")
+                except Exception:
+                    raise NotebookError(f"{path}: cell {number} failed; the notebook was left as it was:\n"
+                                        f"{traceback.format_exc(limit=-3)}") from None
+                cell["execution_count"] = count
+                for output in cell["outputs"]:
+                    if output["output_type"] == "execute_result":
+                        output["execution_count"] = count
+        finally:
+            os.chdir(cwd)
+    wall = time.perf_counter() - started
+    recorded["metadata"][KEY] = {"code_sha256": code_sha256(recorded), "wall_seconds": round(wall, 2),
+                                 "provenance": provenance}
+    line = {"cell_type": "markdown", "metadata": {"tags": [TAG]},
+            "source": [f"> **The outputs below were recorded on a GPU.** {recordings.provenance_line(provenance, wall)}"]}
+    cells = [c for c in recorded["cells"] if TAG not in c.get("metadata", {}).get("tags", [])]
+    recorded["cells"] = cells[:1] + [line] + cells[1:]
+    write_atomic(path, recorded)
+    return wall
+
+
+def write_atomic(path: Path, nb: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(nb, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
