@@ -3,6 +3,7 @@
     python -m handbook.record                       # every page
     python -m handbook.record docs/fundamentals/compute.md
     python -m handbook.record --only 01_matmul_throughput.py
+    python -m handbook.record docs/optimization/profiling.ipynb   # a notebook: its saved outputs (notebooks.py)
 
 Each snippet runs as `python SNIPPET` in a scratch directory; what it prints and the files it writes there
 (JSON results, plots) become the recording, with the provenance of the run. A failed or timed-out run is kept
