@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "docs/fundamentals/memory.md"
+SPINE = ("harness", "fence_parsing", "site", "snippets", "recordings", "notebooks")  # issue 2's scope; the labs,
+# Prometheus, release and browser checks come on top of it in the full suite
 
 
 def seconds(cmd: list[str]) -> float:
@@ -35,6 +37,8 @@ def main():
         cases = {
             f"one page ({PAGE}), as an author runs it": [py, "-m", "pytest", "-q", "-n0", PAGE],
             "mkdocs build --strict": [py, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", site],
+            "the spine: every page's blocks + harness, site, snippet, recording checks": [
+                py, "-m", "pytest", "-q", "docs", *(f"checks/test_{name}.py" for name in SPINE)],
             "full CPU suite (python -m pytest, includes a strict build)": [py, "-m", "pytest", "-q"],
         }
         for name, cmd in cases.items():
