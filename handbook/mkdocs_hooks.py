@@ -9,12 +9,13 @@
   freshness and environment drift.
 """
 import base64
+import json
 import re
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, charts, recordings
+from handbook import blocks, charts, notebooks, recordings
 
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 INDEX_MARKER = "<!-- recordings-index -->"
@@ -113,5 +114,15 @@ def recordings_index(docs: Path, snippet_dir: Path, index_src: Path) -> str:
         drift = [k for k in ("torch_version", "driver_version", "cuda_version") if p.get(k) != newest.get(k)]
         if drift:
             env += " (differs from the newest recording: " + ", ".join(f"{k.split('_')[0]} {newest.get(k)}" for k in drift) + ")"
-        table.append(f"| {link} | `{block.snippet.path.name}` | {p['gpu_model']} | {p['date'][:10]} | {rec.kind} | {env} |")
+        card = f"{p['gpu_count']}× {p['gpu_model']}" if p.get("gpu_count", 1) > 1 else p["gpu_model"]
+        table.append(f"| {link} | `{block.snippet.path.name}` | {card} | {p['date'][:10]} | {rec.kind} | {env} |")
+    for notebook in sorted(docs.rglob("*.ipynb")):
+        rel = notebook.relative_to(docs).as_posix()
+        rec = json.loads(notebook.read_text(encoding="utf-8"))["metadata"].get(notebooks.KEY)
+        if not rec:
+            table.append(f"| [{rel}]({depth}{rel}) | the notebook's outputs | — | not recorded | — | — |")
+            continue
+        p = rec["provenance"]
+        table.append(f"| [{rel}]({depth}{rel}) | the notebook's outputs | {p['gpu_model']} | {p['date'][:10]} | "
+                     f"{notebooks.state(notebook)} | torch {p['torch_version']}, driver {p['driver_version']} |")
     return "\n".join(table)
