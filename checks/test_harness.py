@@ -218,7 +218,7 @@ def test_a_block_runs_as_main_in_a_scratch_directory(project):
 
         '''python
         import os, sys
-        assert __name__ == "__main__"
+        assert __name__ == "__main__" and sys.modules["__main__"].__dict__ is globals()
         open("left-behind.txt", "w").write("x")
         print("cwd", os.getcwd())
         '''

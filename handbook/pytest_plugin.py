@@ -101,7 +101,7 @@ class HandbookBlock(MarkdownInlinePythonItem):
             namespace.update(extra)
         for name in self._fixtureinfo.names_closure:
             namespace[name] = self.fixture_request.getfixturevalue(name)
-        with fresh_process_state(main.__file__), simulated_gpu(self.block.options.get("sim")):
+        with fresh_process_state(main), simulated_gpu(self.block.options.get("sim")):
             try:
                 self.runner.runtest(self.test_definition, namespace)
             except SystemExit as exit_:
@@ -135,12 +135,13 @@ def gpu_runner_without_gpu(config) -> bool:
 
 
 @contextlib.contextmanager
-def fresh_process_state(program: str):
-    """Run like `python program` would: argv, a scratch working directory, __main__ in sys.modules."""
+def fresh_process_state(main: types.ModuleType):
+    """Run like `python program` would: argv, a scratch working directory, the block as sys.modules["__main__"]."""
     saved = sys.argv, os.getcwd(), sys.modules.get("__main__")
     with tempfile.TemporaryDirectory(prefix="block-") as scratch:
-        sys.argv = [program]
+        sys.argv = [main.__file__]
         os.chdir(scratch)
+        sys.modules["__main__"] = main
         try:
             yield
         finally:
