@@ -1,9 +1,7 @@
 """Recordings stay honest: fresh for the code they show, from a real GPU, and written safely by the recorder."""
 import json
-import shutil
 import textwrap
 import warnings
-from pathlib import Path
 
 import pytest
 

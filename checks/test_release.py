@@ -6,8 +6,6 @@ other authors' pages in flux cannot break these checks. Never touches the real r
 """
 import hashlib
 import json
-import os
-import re
 import shutil
 import subprocess
 import sys

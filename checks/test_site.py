@@ -1,4 +1,7 @@
-"""The built site: a strict build, and HTML in which every fence rendered as code and every include expanded."""
+"""The built site: a strict build, HTML in which every fence rendered as code and every include expanded, and a
+crawl, on 127.0.0.1, that finds every internal link, image, stylesheet and script (HTTP 200) and every #anchor.
+MkDocs leaves anchors unchecked at its default `validation.anchors: info`, so the crawl is what catches a heading
+renamed under a link."""
 import html
 import re
 import subprocess
@@ -6,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from handbook import site_crawl
 
 ROOT = Path(__file__).resolve().parent.parent
 PRE = re.compile(r"<pre\b.*?</pre>", re.S)
@@ -71,3 +76,22 @@ def test_demos_index_lists_every_recording(site):
     text = (site / "demos/index.html").read_text()
     for rec in ROOT.glob("snippets/**/*.rec.json"):
         assert f"<code>{rec.name.replace('.rec.json', '.py')}</code>" in text
+
+
+def test_internal_links_and_anchors(site):
+    with site_crawl.serve(site) as base:
+        crawl = site_crawl.crawl(base)
+    nav = site_crawl.nav_pages(site_crawl.load_mkdocs_yml(ROOT).get("nav", []))
+    assert len(crawl.pages) >= len(nav), f"crawled {len(crawl.pages)} pages, the nav has {len(nav)}"
+    assert not crawl.broken, f"{len(crawl.broken)} broken internal link(s):\n" + "\n".join(crawl.broken)
+
+
+def test_crawler_catches_a_missing_page_and_a_missing_anchor(tmp_path):
+    (tmp_path / "index.html").write_text('<h1 id="top">x</h1><a href="gone/">gone</a> <a href="#nowhere">a</a>'
+                                         '<a href="#top">ok</a><img src="img.png"><a href="other.html#here">o</a>')
+    (tmp_path / "other.html").write_text('<p id="elsewhere">no anchor "here"</p>')
+    with site_crawl.serve(tmp_path) as base:
+        broken = site_crawl.crawl(base).broken
+    assert len(broken) == 4, broken
+    assert any("gone/ -> HTTP 404" in b for b in broken) and any("img.png -> HTTP 404" in b for b in broken)
+    assert any("'nowhere'" in b for b in broken) and any("'here'" in b for b in broken)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import DOCS, ROOT, SNIPPETS, blocks
+from handbook import DOCS, ROOT, SNIPPETS, blocks, site_crawl
 
 CHECKS = Path(__file__).resolve().parent
 RECORDING_SUFFIXES = (".rec.json", ".rec.failed.json")
@@ -49,21 +49,7 @@ def test_snippet_folders_mirror_pages():
 
 
 def test_every_page_is_in_the_nav():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("", lambda loader, suffix, node: None)  # mkdocs.yml's !!python tags
-    nav = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)["nav"]
-
-    def walk(entries):
-        for entry in entries:
-            values = entry.values() if isinstance(entry, dict) else [entry]
-            for value in values:
-                yield from walk(value) if isinstance(value, list) else [value]
-
-    listed = set(walk(nav))
+    listed = set(site_crawl.nav_pages(site_crawl.load_mkdocs_yml(ROOT).get("nav", [])))
     missing = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*")
                      if p.suffix in (".md", ".ipynb") and p.relative_to(DOCS).as_posix() not in listed)
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"

@@ -8,9 +8,7 @@ import contextlib
 import functools
 import http.server
 import io
-import json
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -74,10 +72,10 @@ def commit_all(repo: Path, message: str) -> str:
 
 
 def nav_pages(nav) -> list[str]:
-    """Every docs-relative .md path that mkdocs.yml's nav names."""
+    """Every docs-relative page (.md or notebook) that mkdocs.yml's nav names."""
     found = []
     if isinstance(nav, str):
-        if nav.endswith(".md") and "://" not in nav:
+        if nav.endswith((".md", ".ipynb")) and "://" not in nav:
             found.append(nav)
     elif isinstance(nav, list):
         for item in nav:
@@ -94,39 +92,6 @@ def load_mkdocs_yml(root: Path) -> dict:
 
     with open(root / "mkdocs.yml", "rb") as f:
         return yaml.load(f, Loader=mkdocs_utils.RoundTripLoader)
-
-
-def missing_nav_pages(root: Path) -> list[str]:
-    return [p for p in nav_pages(load_mkdocs_yml(root).get("nav", [])) if not (root / "docs" / p).is_file()]
-
-
-def stub_pages(root: Path, pages: list[str]) -> None:
-    for page in pages:
-        path = root / "docs" / page
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# {page}\n\nStub written by the checks: this page is not in the working tree yet.\n")
-
-
-MISSING_TARGET = re.compile(r"but the target '([^']+)' is not found among documentation files")
-
-
-def stub_missing_link_targets(repo: Path, build_log: str) -> list[str]:
-    """Pages that a strict build's log says are linked but missing, written as stubs (pages in flux)."""
-    stubbed = []
-    for target in sorted(set(MISSING_TARGET.findall(build_log))):
-        path = repo / "docs" / target
-        if path.exists() or ".." in Path(target).parts:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".ipynb":
-            path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": [f"# {target}"]}],
-                                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-        elif path.suffix == ".md":
-            path.write_text(f"# {target}\n\nStub written by the checks: this page is not in the working tree yet.\n")
-        else:
-            continue
-        stubbed.append(target)
-    return stubbed
 
 
 def export_branch(repo: Path, branch: str, dst: Path) -> Path:
