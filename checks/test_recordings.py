@@ -16,6 +16,11 @@ def test_recording_matches_its_code(block):
     if state.kind == "missing":
         warnings.warn(f"{block.where}: not recorded yet ({block.snippet.path.name})")
         return
+    if state.kind == "awaiting":  # allowed only with its reason, for a GPU count beyond one card
+        awaiting = state.data["awaiting"]
+        assert awaiting["reason"].strip() and awaiting["gpus"] >= 2, f"{state.path.name}: awaiting needs gpus >= 2 and a reason"
+        warnings.warn(f"{block.where}: {state.awaiting_line}")
+        return
     assert state.kind == "fresh", recordings.stale_message(block.snippet.path, blocks.rel(block.page), state.data)
 
 

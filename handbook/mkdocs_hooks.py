@@ -5,26 +5,31 @@
   block with requires= says so in its title.
 - Under each `record` block: the recorded output, its provenance line and any chart (a recording's JSON
   `chart` object, drawn as SVG at build time) — or a notice that it is stale or not recorded yet.
-- docs/demos/index.md: `<!-- recordings-index -->` becomes a table of every recording with card, date,
-  freshness and environment drift.
+- In prose, `{{ rec:SNIPPET:KEYPATH | SPEC }}` becomes the recorded figure (handbook/figures.py), so no measured
+  figure is typed; a missing recording or key fails the build with docs/page.md:LINE.
+- docs/demos/index.md: `<!-- recordings-index -->` becomes a table of every recording with its headline figure
+  (docs/demos/headlines.toml), card, date, freshness and environment drift.
 """
 import base64
 import json
 import re
+import tomllib
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, charts, notebooks, recordings
+from handbook import blocks, charts, figures, notebooks, recordings
 
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 INDEX_MARKER = "<!-- recordings-index -->"
+HEADLINES = "demos/headlines.toml"
 
 
 def on_page_markdown(markdown, page, config, files):
     docs = Path(config.docs_dir)
     snippet_dir = Path(config.config_file_path).parent / "snippets"
     try:
+        markdown = figures.render(markdown, Path(page.file.abs_src_path), docs, snippet_dir)
         page_blocks = page_fences(Path(page.file.abs_src_path), markdown, snippet_dir)
         lines = markdown.split("\n")
         for block in reversed(page_blocks):  # bottom-up, so earlier line numbers stay valid
@@ -38,7 +43,7 @@ def on_page_markdown(markdown, page, config, files):
         if INDEX_MARKER in markdown:
             markdown = markdown.replace(INDEX_MARKER, recordings_index(docs, snippet_dir, Path(page.file.src_path)))
         return markdown
-    except (blocks.BlockError, recordings.RecordingError, charts.ChartError) as err:
+    except (blocks.BlockError, recordings.RecordingError, charts.ChartError, figures.FigureError) as err:
         raise PluginError(str(err)) from None
 
 
@@ -64,9 +69,14 @@ def recording_markdown(block: blocks.Block) -> list[str]:
         return ["", '!!! note recording-missing "Not recorded yet"',
                 f"    This block runs on a GPU and has no recording yet. Record it with {rerecord}.", ""]
     data = rec.data
-    head = ['!!! example recording "Recorded output"'] if rec.kind == "fresh" else [
-        '!!! warning recording "Recorded output · stale"',
-        f"    The code changed after this was recorded; the output below is from the older code. Refresh with {rerecord}.", ""]
+    if rec.kind == "fresh":
+        head = ['!!! example recording "Recorded output"']
+    elif rec.kind == "awaiting":
+        head = [f'!!! warning recording-awaiting "Recorded output · awaiting re-recording on {data["awaiting"]["gpus"]} GPUs"',
+                f"    This output was {rec.awaiting_line}.", ""]
+    else:
+        head = ['!!! warning recording "Recorded output · stale"',
+                f"    The code changed after this was recorded; the output below is from the older code. Refresh with {rerecord}.", ""]
     out = ["", *head, f"    {rec.provenance_line}", "", "    ```text"]
     out += [f"    {line}" for line in data["stdout"].rstrip("\n").split("\n")]
     out += ["    ```", ""]
@@ -95,6 +105,8 @@ def demote_headings(markdown: str) -> str:
 
 
 def recordings_index(docs: Path, snippet_dir: Path, index_src: Path) -> str:
+    """One row a recording, narrow enough for a laptop: where, its headline figure, card and date, state."""
+    headlines = load_headlines(docs)
     rows = []
     for page in blocks.pages(docs):
         for block in blocks.parse_page(page, snippet_dir):
@@ -103,26 +115,50 @@ def recordings_index(docs: Path, snippet_dir: Path, index_src: Path) -> str:
     recorded = [r.data["provenance"] for _, _, r in rows if r.data]
     newest = max(recorded, key=lambda p: p["date"], default={})
     depth = "../" * (len(index_src.parts) - 1)
-    table = ["| Page | Snippet | Card | Recorded | Code | Environment |", "|---|---|---|---|---|---|"]
+    table = ["| Recording | Headline | Card · date | State |", "|---|---|---|---|"]
     for page, block, rec in rows:
-        link = f"[{page.relative_to(docs).as_posix()}]({depth}{page.relative_to(docs).as_posix()})"
+        rel = page.relative_to(docs).as_posix()
+        where = f"[{rel.removesuffix('.md')}]({depth}{rel})<br>`{block.snippet.path.stem}`"
         if not rec.data:
-            table.append(f"| {link} | `{block.snippet.path.name}` | — | not recorded | — | — |")
+            table.append(f"| {where} | — | — | not recorded |")
             continue
+        key = block.snippet.path.relative_to(snippet_dir).with_suffix("").as_posix()
+        headline = render_headline(headlines, key, docs, snippet_dir)
         p = rec.data["provenance"]
-        env = f"torch {p['torch_version']}, driver {p['driver_version']}"
-        drift = [k for k in ("torch_version", "driver_version", "cuda_version") if p.get(k) != newest.get(k)]
-        if drift:
-            env += " (differs from the newest recording: " + ", ".join(f"{k.split('_')[0]} {newest.get(k)}" for k in drift) + ")"
-        card = f"{p['gpu_count']}× {p['gpu_model']}" if p.get("gpu_count", 1) > 1 else p["gpu_model"]
-        table.append(f"| {link} | `{block.snippet.path.name}` | {card} | {p['date'][:10]} | {rec.kind} | {env} |")
+        card = figures.provenance_value(rec.data, "cards").replace("NVIDIA ", "")
+        drift = [f"{k.split('_')[0]} {p.get(k)} (newest {newest.get(k)})" for k in ("torch_version", "driver_version", "cuda_version")
+                 if p.get(k) != newest.get(k)]
+        state = {"fresh": "fresh", "stale": "**stale**",
+                 "awaiting": f"awaiting re-recording on {rec.data.get('awaiting', {}).get('gpus')} GPUs"}[rec.kind]
+        table.append(f"| {where} | {headline} | {card} · {p['date'][:10]} | {'<br>'.join([state, *drift])} |")
     for notebook in sorted(docs.rglob("*.ipynb")):
         rel = notebook.relative_to(docs).as_posix()
         rec = json.loads(notebook.read_text(encoding="utf-8"))["metadata"].get(notebooks.KEY)
+        where = f"[{rel}]({depth}{rel})<br>the notebook's outputs"
         if not rec:
-            table.append(f"| [{rel}]({depth}{rel}) | the notebook's outputs | — | not recorded | — | — |")
+            table.append(f"| {where} | — | — | not recorded |")
             continue
         p = rec["provenance"]
-        table.append(f"| [{rel}]({depth}{rel}) | the notebook's outputs | {p['gpu_model']} | {p['date'][:10]} | "
-                     f"{notebooks.state(notebook)} | torch {p['torch_version']}, driver {p['driver_version']} |")
+        table.append(f"| {where} | the profiled step, cell by cell | {p['gpu_model'].replace('NVIDIA ', '')} · {p['date'][:10]} "
+                     f"| {notebooks.state(notebook)} |")
     return "\n".join(table)
+
+
+def load_headlines(docs: Path) -> dict:
+    path = docs / HEADLINES
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise PluginError(f"{blocks.rel(path)}: {err}") from None
+
+
+def render_headline(headlines: dict, key: str, docs: Path, snippet_dir: Path) -> str:
+    """A recording's headline: its `headline` template in headlines.toml, its figures resolved like a page's."""
+    entry = headlines.get(key)
+    source = blocks.rel(docs / HEADLINES)
+    if not isinstance(entry, dict) or not isinstance(entry.get("headline"), str):
+        raise PluginError(f'{source}: no headline for {key}: add ["{key}"] headline = "..." with its figure references')
+    try:
+        return figures.render(entry["headline"], docs / f"{Path(key).parent}.md", docs, snippet_dir)
+    except figures.FigureError as err:
+        raise PluginError(f"{source}: [{key}]: {str(err).partition(': ')[2]}") from None

@@ -4,6 +4,8 @@
     python -m handbook.record docs/fundamentals/compute.md
     python -m handbook.record --only 01_matmul_throughput.py
     python -m handbook.record docs/optimization/profiling.ipynb   # a notebook: its saved outputs (notebooks.py)
+    python -m handbook.record docs/labs/lab3.md --only 05_scaling_curve.py --await-gpus 4 --reason "..."
+                                                    # keep a stale multi-GPU recording, marked as awaiting
 
 Each snippet runs as `python SNIPPET` in a scratch directory; what it prints and the files it writes there
 (JSON results, plots) become the recording, with the provenance of the run. A failed or timed-out run is kept
@@ -151,13 +153,40 @@ def record_notebook(path: Path, prov: dict) -> bool:
     return True
 
 
+def mark_awaiting(parser, args) -> int:
+    if not args.only or not args.pages:
+        parser.error("--await-gpus needs the page and --only SNIPPET.py of each recording it marks")
+    if args.await_gpus < 2:
+        parser.error("--await-gpus N: N is the GPU count the recording needs (2 or more)")
+    marked = 0
+    for page in args.pages:
+        for block in blocks.parse_page(page.resolve()):
+            if block.recorded and block.snippet.path.name in args.only:
+                try:
+                    path = recordings.mark_awaiting(block.snippet.path, args.await_gpus, args.reason,
+                                                    requirements.detect().gpus)
+                except recordings.RecordingError as err:
+                    raise SystemExit(f"handbook.record: {err}") from None
+                print(f"marked {blocks.rel(path)}: {recordings.state(block.snippet.path).awaiting_line}")
+                marked += 1
+    if not marked:
+        raise SystemExit(f"handbook.record: no record block of {', '.join(map(str, args.pages))} includes {', '.join(args.only)}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m handbook.record", description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="docs pages (default: all)")
     parser.add_argument("--only", action="append", help="record only blocks that include this snippet file name (repeatable)")
     parser.add_argument("--allow-cpu", action="store_true", help="dry run without a GPU (never commit its recordings)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per block unless the fence sets timeout=")
+    parser.add_argument("--await-gpus", type=int, metavar="N",
+                        help="do not run: mark the --only recordings, made stale by a code change, as awaiting a "
+                             "re-recording on N GPUs (when fewer are available)")
+    parser.add_argument("--reason", default="", help="with --await-gpus: why it cannot be re-recorded now")
     args = parser.parse_args(argv)
+    if args.await_gpus is not None:
+        return mark_awaiting(parser, args)
     for page in args.pages:
         if not page.is_file() or page.suffix not in (".md", ".ipynb"):
             parser.error(f"{page}: not a page (give paths like docs/fundamentals/compute.md or docs/x/y.ipynb)")

@@ -2,7 +2,10 @@
 
 A block marked `record` that includes snippets/<section>/<page>/NN_purpose.py has its recording beside it in
 NN_purpose.rec.json (a failed run goes to NN_purpose.rec.failed.json and never replaces a good recording).
-A recording is stale when the sha256 of the snippet file no longer matches the one it recorded.
+A recording is stale when the sha256 of the snippet file no longer matches the one it recorded. A stale recording
+that needs more GPUs than can be had may be marked *awaiting* (`python -m handbook.record --await-gpus N --reason
+...`): it keeps its output, says on the page that it was recorded before the change, and stays acceptable only
+for the exact code it was marked for; any further change makes it plainly stale again.
 """
 import hashlib
 import json
@@ -81,7 +84,8 @@ def write_atomic(path: Path, data: dict) -> None:
 
 @dataclass(frozen=True)
 class State:
-    """A recorded block's recording: `fresh`, `stale` (code changed since) or `missing`."""
+    """A recorded block's recording: `fresh`, `stale` (code changed since), `awaiting` (stale, marked as waiting
+    for a re-recording on more GPUs than are lent) or `missing`."""
 
     kind: str
     path: Path
@@ -91,21 +95,52 @@ class State:
     def provenance_line(self) -> str:
         return provenance_line(self.data["provenance"], self.data["wall_seconds"]) if self.data else ""
 
+    @property
+    def awaiting_line(self) -> str:
+        """`recorded before this change, awaiting re-recording on 2 GPUs: REASON` for an awaiting recording."""
+        if self.kind != "awaiting":
+            return ""
+        a = self.data["awaiting"]
+        return f"recorded before this change, awaiting re-recording on {a['gpus']} GPUs: {a['reason']}"
+
 
 def state(snippet: Path) -> State:
     path = path_for(snippet)
     if not path.exists():
         return State("missing", path)
     data = load(path)
-    return State("fresh" if data["code_sha256"] == code_sha256(snippet) else "stale", path, data)
+    current = code_sha256(snippet)
+    if data["code_sha256"] == current:
+        return State("fresh", path, data)
+    awaiting = data.get("awaiting") or {}
+    return State("awaiting" if awaiting.get("code_sha256") == current else "stale", path, data)
+
+
+def mark_awaiting(snippet: Path, gpus: int, reason: str, gpus_here: int) -> Path:
+    """Mark a stale recording as awaiting a re-recording on `gpus` GPUs, for the code as it is now."""
+    rec = state(snippet)
+    name = path_for(snippet).name
+    if not reason.strip():
+        raise RecordingError(f"{name}: --reason is empty: say why it cannot be re-recorded now")
+    if rec.kind == "missing":
+        raise RecordingError(f"{name}: there is no recording to keep; record {snippet.name} instead")
+    if rec.kind == "fresh":
+        raise RecordingError(f"{name}: the recording matches its code; nothing awaits a re-recording")
+    if gpus_here >= gpus:
+        raise RecordingError(f"{name}: this machine has {gpus_here} GPUs, enough for {gpus}: re-record it instead")
+    data = dict(rec.data, awaiting={"gpus": gpus, "reason": reason.strip(), "code_sha256": code_sha256(snippet)})
+    write_atomic(rec.path, data)
+    return rec.path
 
 
 def stale_message(snippet: Path, page: str, data: dict) -> str:
     p = data["provenance"]
     code = " + ".join(path.name for path in code_files(snippet))
+    again = (" It was marked awaiting a re-recording, but the code changed again since."
+             if data.get("awaiting") else "")
     return (f"stale recording: {path_for(snippet).name} no longer matches {code} (recorded {p['date'][:10]} on "
             f"{p['gpu_model']}); the code changed since. Re-record on a GPU: python -m handbook.record {page} "
-            f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')")
+            f"--only {snippet.name}, or through the GPU runner (docs/authors/index.md, 'Recordings')" + again)
 
 
 def provenance_line(p: dict, wall_seconds: float) -> str:
