@@ -3,6 +3,7 @@
     python -m handbook.record                       # every page
     python -m handbook.record docs/fundamentals/compute.md
     python -m handbook.record --only 01_matmul_throughput.py
+    python -m handbook.record --stale               # only recordings that are missing or stale
     python -m handbook.record docs/optimization/profiling.ipynb   # a notebook: its saved outputs (notebooks.py)
     python -m handbook.record docs/labs/lab3.md --only 05_scaling_curve.py --await-gpus 4 --reason "..."
                                                     # keep a stale multi-GPU recording, marked as awaiting
@@ -112,7 +113,7 @@ def run_block(block: blocks.Block, timeout: int, prov: dict, snippet_dir: Path =
 
 
 def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: bool = False, default_timeout: int = 600,
-                  snippet_dir: Path = SNIPPETS) -> int:
+                  snippet_dir: Path = SNIPPETS, stale_only: bool = False) -> int:
     prov = provenance([Path(sys.executable).name, "-m", "handbook.record", *sys.argv[1:]])
     if not prov["gpu_model"] and not allow_cpu:
         raise SystemExit(f"handbook.record: no GPU here ({prov.get('why_no_gpu')}); recordings come from real GPU runs "
@@ -121,10 +122,13 @@ def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: b
     failed = 0
     for page in pages:
         if page.suffix == ".ipynb":
-            failed += not record_notebook(page, prov)
+            if not stale_only or notebooks.state(page) != "fresh":
+                failed += not record_notebook(page, prov)
             continue
         for block in blocks.parse_page(page, snippet_dir):
             if not block.recorded or (only and block.snippet.path.name not in only):
+                continue
+            if stale_only and recordings.state(block.snippet.path).kind not in ("missing", "stale"):
                 continue
             reason = block.requires and requirements.unmet(block.requires, hw)
             if reason:
@@ -180,6 +184,7 @@ def main(argv=None):
     parser.add_argument("--only", action="append", help="record only blocks that include this snippet file name (repeatable)")
     parser.add_argument("--allow-cpu", action="store_true", help="dry run without a GPU (never commit its recordings)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per block unless the fence sets timeout=")
+    parser.add_argument("--stale", action="store_true", help="record only blocks whose recording is missing or stale")
     parser.add_argument("--await-gpus", type=int, metavar="N",
                         help="do not run: mark the --only recordings, made stale by a code change, as awaiting a "
                              "re-recording on N GPUs (when fewer are available)")
@@ -190,9 +195,9 @@ def main(argv=None):
     for page in args.pages:
         if not page.is_file() or page.suffix not in (".md", ".ipynb"):
             parser.error(f"{page}: not a page (give paths like docs/fundamentals/compute.md or docs/x/y.ipynb)")
-    pages = [p.resolve() for p in args.pages] or blocks.pages(DOCS) + sorted(DOCS.rglob("*.ipynb"))
+    pages = [p.resolve() for p in args.pages] or blocks.checked_pages() + sorted(DOCS.rglob("*.ipynb"))
     try:
-        return record_blocks(pages, args.only, args.allow_cpu, args.timeout)
+        return record_blocks(pages, args.only, args.allow_cpu, args.timeout, stale_only=args.stale)
     except blocks.BlockError as err:
         raise SystemExit(str(err)) from None
 

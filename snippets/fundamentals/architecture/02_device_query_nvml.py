@@ -22,8 +22,9 @@ def main():
     except pynvml.NVMLError as err:
         raise SystemExit(f"NVML is unavailable: {err}. Is the NVIDIA driver installed on this machine?")
     try:
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 13000 -> 13.0: the newest CUDA the driver runs
-        print(f"driver {pynvml.nvmlSystemGetDriverVersion()}, supports CUDA up to {cuda // 1000}.{cuda % 1000 // 10}")
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 13000 -> 13.0: the CUDA version the driver was built for
+        print(f"driver {pynvml.nvmlSystemGetDriverVersion()}, built for CUDA {cuda // 1000}.{cuda % 1000 // 10}"
+              f" (CUDA {cuda // 1000}.x runtimes run on it)")
         for index in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(index)
             major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)

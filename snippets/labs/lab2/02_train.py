@@ -184,7 +184,9 @@ def profile(step, sync, steps: int, prefix: str, cuda: bool) -> dict:
     averages = prof.key_averages()
     with open(table, "w") as f:
         f.write(averages.table(sort_by=sort, row_limit=15))
-    top = sorted(averages, key=lambda e: getattr(e, sort), reverse=True)[:10]
+    # Annotation ranges (ProfilerStep*, Optimizer.step#...) span many kernels and would count them again: skip them.
+    operators = [e for e in averages if not getattr(e, "is_user_annotation", False) and not e.key.startswith("ProfilerStep")]
+    top = sorted(operators, key=lambda e: getattr(e, sort), reverse=True)[:10]
     return {"steps": steps, "trace": trace, "table": table, "sort": sort,
             "top_ops": [{"name": e.key, "calls": e.count, "self_device_ms": e.self_device_time_total / 1e3,
                          "self_cpu_ms": e.self_cpu_time_total / 1e3} for e in top]}

@@ -36,7 +36,7 @@ def main():
         return
     try:
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-        print(f"driver {pynvml.nvmlSystemGetDriverVersion()}, supports CUDA up to {cuda // 1000}.{cuda % 1000 // 10}")
+        print(f"driver {pynvml.nvmlSystemGetDriverVersion()}, built for CUDA {cuda // 1000}.{cuda % 1000 // 10}")
         for index in range(pynvml.nvmlDeviceGetCount()):
             try:
                 print(f"GPU {index}: {describe(pynvml.nvmlDeviceGetHandleByIndex(index))}")

@@ -63,7 +63,10 @@ def main():
         rows.append({"m": m, "formula": (p - 1) / m, "gpipe": g, "1f1b": f})
         print(f"{m:4d} {(p - 1) / m:8.3f} | {g['bubble_vs_ideal']:12.3f} {g['idle_share']:10.1%} {g['peak_held']:5d} |"
               f" {f['bubble_vs_ideal']:11.3f} {f['peak_held']:5d}")
-        assert abs(g["bubble_vs_ideal"] - (p - 1) / m) < 1e-9 and abs(g["idle_share"] - (p - 1) / (m + p - 1)) < 1e-9
+        for schedule in (g, f):  # same bubble for both: 1F1B saves memory, not time
+            assert abs(schedule["bubble_vs_ideal"] - (p - 1) / m) < 1e-9
+            assert abs(schedule["idle_share"] - (p - 1) / (m + p - 1)) < 1e-9
+        assert f["peak_held"] <= min(p, m), "1F1B holds at most p micro-batches' activations"
     with open("pipeline_bubble.json", "w") as f:
         json.dump({"stages": p, "forward": TF, "backward": TB, "rows": rows}, f, indent=1)
 
