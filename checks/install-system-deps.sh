@@ -5,6 +5,7 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
+command -v shellcheck >/dev/null || need+=(shellcheck)   # bash/sh fences (checks/test_shell_blocks.py)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,4 +1,7 @@
 """Chapter 5's GPU-only programs, checked on CPU where they have parts that do not need a GPU."""
+import itertools
+import json
+import re
 import runpy
 from pathlib import Path
 
@@ -32,6 +35,24 @@ def test_topology_parser_reads_gpu_rows_and_device_columns(topology):
                      ("GPU1", "GPU0"): "NV18", ("GPU1", "GPU1"): "X", ("GPU1", "NIC0"): "SYS"}
     assert topology["describe"]("NV18") == "NVLink, 18 links bonded"
     assert topology["describe"]("SYS").startswith("PCIe plus")
+
+
+def test_topology_parser_reads_real_driver_output_with_ansi_escapes(topology):
+    """The recording keeps the raw `nvidia-smi topo -m` text of a real run (driver 580 underlines the header with
+    ESC[4m ... ESC[0m); every GPU pair parses to a link, and an NV# bond is no wider than the GPU's active NVLinks,
+    which NVML reported independently in the same run."""
+    recording = json.loads((SNIPPETS / "topology" / "01_topology.rec.json").read_text(encoding="utf-8"))
+    recorded = recording["artifacts"]["topology.json"]["json"]
+    matrix, gpus = recorded["matrix"], recorded["gpus"]
+    assert "\x1b[" in matrix, "the recorded matrix has no ANSI escapes: this test no longer covers them"
+    links = topology["parse_topo_matrix"](matrix)
+    for a, b in itertools.permutations(range(len(gpus)), 2):
+        link = links[(f"GPU{a}", f"GPU{b}")]
+        assert link == links[(f"GPU{b}", f"GPU{a}")] and re.fullmatch(r"NV\d+|PIX|PXB|PHB|NODE|SYS", link)
+        if link.startswith("NV"):
+            assert 0 < int(link[2:]) <= min(gpus[a]["active_nvlinks"], gpus[b]["active_nvlinks"])
+    assert all(links[(f"GPU{i}", f"GPU{i}")] == "X" for i in range(len(gpus)))
+    assert not any("\x1b" in key for pair in links for key in pair)
 
 
 def test_topology_parser_rejects_other_output(topology):

@@ -226,3 +226,25 @@ def test_a_block_runs_as_main_in_a_scratch_directory(project):
     result = run(project, "docs/main.md", "-s")
     assert result.returncode == 0, result.stdout
     assert not (project / "left-behind.txt").exists()
+
+
+def test_fence_forms_superfences_accepts_are_collected(project):
+    """The brace form and tilde fences run like the plain form (they once raised a KeyError during collection)."""
+    write(project, "docs/forms.md", """\
+        # Forms
+
+        '''{.python timeout=30}
+        print("brace")
+        '''
+
+        ~~~python
+        print("tilde")
+        ~~~
+
+        ````python
+        print("four backticks")
+        ````
+        """)
+    result = run(project, "docs/forms.md")
+    assert result.returncode == 0, result.stdout
+    assert "docs/forms.md  ran 3  skipped 0  failed 0" in result.stdout

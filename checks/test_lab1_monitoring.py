@@ -331,8 +331,12 @@ def test_healthy_gpus_pass_with_the_scenarios_values_and_no_alert(runs, spec):
 def test_busy_training_exports_gpm_activity_next_to_utilization(runs):
     _, report = run_of(runs, "busy-training")
     gpu = report["gpus"]["0"]
+    # busy-training's GPM values come from the H200 recording of a bf16 matmul loop; read it here directly
+    busy = json.loads((Path(__file__).resolve().parents[1] / "snippets" / "fundamentals" / "compute"
+                       / "02_busy_vs_utilized.rec.json").read_text(encoding="utf-8"))[
+        "artifacts"]["busy_vs_utilized.json"]["json"]["busy bf16 matmul"]
     assert (gpu["gpu_sm_active_ratio"], gpu["gpu_sm_occupancy_ratio"], gpu["gpu_tensor_active_ratio"]) == \
-        pytest.approx((0.871, 0.129, 0.845))
+        pytest.approx((busy["sm_activity"] / 100, busy["sm_occupancy"] / 100, busy["tensor_activity"] / 100))
     assert gpu["gpu_compute_processes"] == 1 and gpu["gpu_gpm_supported"] == 1
 
 

@@ -26,7 +26,10 @@ OPT = ROOT / "snippets" / "optimization"
 BUBBLE = OPT / "pipeline-parallelism" / "01_bubble.py"  # snippets/optimization/pipeline-parallelism/01_bubble.py
 ROOFLINE = OPT / "bottlenecks" / "02_roofline.py"  # snippets/optimization/bottlenecks/02_roofline.py
 MFU = OPT / "metrics" / "01_mfu.py"  # snippets/optimization/metrics/01_mfu.py
-STEADY = "busy-training@10"  # the scenario after its ramp: NVML 100 %, GPM SM 87.1 %, tensor 84.5 %
+STEADY = "busy-training@10"  # the scenario after its ramp: NVML 100 %, GPM values from the H200 recording below
+# busy-training's GPM values are read from this recording (handbook/gpusim/from_recordings.py); read it here directly.
+RECORDED_BUSY = json.loads((ROOT / "snippets" / "fundamentals" / "compute" / "02_busy_vs_utilized.rec.json").read_text(
+    encoding="utf-8"))["artifacts"]["busy_vs_utilized.json"]["json"]["busy bf16 matmul"]
 
 
 def load(path: Path) -> dict:
@@ -78,8 +81,9 @@ def test_sampler_reads_nvml_and_gpm_through_the_simulator():
     assert sampler.gpm and sampler.name.endswith("(simulated)")
     assert len(sampler.samples) >= 4
     assert sampler_module["summarize"](sampler.values("nvml_util"))["mean"] == pytest.approx(100.0)
-    assert sampler_module["summarize"](sampler.values("sm_activity"))["mean"] == pytest.approx(87.1)
-    assert sampler_module["summarize"](sampler.values("tensor_activity"))["mean"] == pytest.approx(84.5)
+    assert sampler_module["summarize"](sampler.values("sm_activity"))["mean"] == pytest.approx(RECORDED_BUSY["sm_activity"])
+    assert sampler_module["summarize"](sampler.values("tensor_activity"))["mean"] == pytest.approx(
+        RECORDED_BUSY["tensor_activity"])
 
 
 def test_sampler_without_a_driver_says_so():
@@ -94,7 +98,7 @@ def test_sampler_script_summarizes_and_writes_a_chart(tmp_path, monkeypatch, cap
     with gpusim.activate(STEADY):
         run_main(SAMPLER, monkeypatch=monkeypatch)
     out = json.loads((tmp_path / "utilization_samples.json").read_text())
-    assert out["summary"]["sm_activity"]["busy"]["mean"] == pytest.approx(87.1)
+    assert out["summary"]["sm_activity"]["busy"]["mean"] == pytest.approx(RECORDED_BUSY["sm_activity"])
     assert set(out["chart"]["series"]) == {"nvml_util", "sm_activity", "tensor_activity"}
     assert "describe some other workload, or a simulator" in capsys.readouterr().out
 
@@ -185,6 +189,7 @@ def test_experiment_measures_every_stage(experiment):
         assert s["samples_per_s"] == pytest.approx(s["steps"] * s["config"]["batch_size"] / s["seconds"])
         assert s["achieved_tflops"] == pytest.approx(s["samples_per_s"] * s["flops_per_sample"] / 1e12)
         assert s["mfu"] == pytest.approx(s["achieved_tflops"] / results["ceiling"]["tflops"])
+        assert s["mfu_datasheet"] is None  # a CPU has no datasheet peak in the table: no guessed MFU
         assert s["window"][1] > s["window"][0] and s["utilization"] == {}
     assert [s["config"]["batch_size"] for s in results["sweep"]] == [64, 512]
     for name in ("REPORT.md", "stage_gains.png", "batch_sweep.png", "stage0.trace.json.gz", "stage5.ops.txt"):
@@ -211,7 +216,7 @@ def test_experiment_under_the_simulator_refuses_foreign_utilization(tmp_path, mo
     assert results["gpm"] and "do not describe this workload" in results["note"]
     for stage in results["stages"]:
         assert stage["utilization"]["nvml_util"]["mean"] == pytest.approx(100.0)
-        assert stage["utilization"]["sm_activity"]["mean"] == pytest.approx(87.1)
+        assert stage["utilization"]["sm_activity"]["mean"] == pytest.approx(RECORDED_BUSY["sm_activity"])
     rows = report["evaluate"](results)
     assert [r["passed"] for r in rows[:2]] == [None, None]  # simulated numbers never pass the lab
     assert (tmp_path / "util_timeline.png").exists() and "**Warning:**" in (tmp_path / "REPORT.md").read_text()
@@ -219,20 +224,40 @@ def test_experiment_under_the_simulator_refuses_foreign_utilization(tmp_path, mo
 
 # ---- the report's arithmetic on known inputs ------------------------------------------------------------------
 
-def stage(number, samples_per_s, nvml=None, sm=None, mfu=0.4, achieved=300.0):
+def stage(number, samples_per_s, nvml=None, sm=None, mfu=0.4, achieved=300.0, mfu_datasheet=None):
     util = {}
     if nvml is not None:
         util["nvml_util"] = {"mean": nvml, "p5": nvml}
     if sm is not None:
         util["sm_activity"] = {"mean": sm, "p5": sm}
     return {"stage": number, "name": f"stage {number}", "samples_per_s": samples_per_s, "utilization": util,
-            "mfu": mfu, "achieved_tflops": achieved, "config": {"batch_size": 32}}
+            "mfu": mfu, "mfu_datasheet": mfu_datasheet, "achieved_tflops": achieved, "config": {"batch_size": 32}}
 
 
 def known_results(**final):
     args = {"nvml": 95.0, "sm": 85.0, "mfu": 0.4} | final
     return {"gpm": True, "ceiling": {"tflops": 750.0, "dtype": "bf16", "n": 8192},
             "stages": [stage(0, 100.0, nvml=60.0, sm=20.0, mfu=0.01), stage(5, 400.0, **args)]}
+
+
+def test_mfu_is_shown_against_the_datasheet_first_then_the_ceiling(report):
+    results = known_results(achieved=300.0, mfu=0.4, mfu_datasheet=300.0 / 989.0)
+    results["datasheet"] = {"tflops": 989.0}
+    shown = report["evaluate"](results)[3]["shown"]
+    assert shown.startswith("MFU 30.3% of the 989 TFLOP/s dense bf16 datasheet peak; 40.0% of the ceiling")
+    del results["datasheet"]
+    results["stages"][1]["mfu_datasheet"] = None
+    row = report["evaluate"](results)[3]
+    assert row["shown"].startswith("MFU against the datasheet: unknown") and row["passed"] is True
+    results["datasheet"], results["stages"][1]["mfu_datasheet"] = {"tflops": 200.0}, 1.5
+    assert report["evaluate"](results)[3]["passed"] is False  # above the datasheet peak: a wrong FLOP count
+
+
+def test_experiment_knows_the_datasheet_peak_by_exact_card_name():
+    table = load(EXPERIMENT)["DATASHEET_BF16_TFLOPS"]
+    mfu_table = load(MFU)["DATASHEET_BF16"]
+    assert table["NVIDIA H200"] == 989.0 and table["NVIDIA H100 80GB HBM3"] == 989.0
+    assert {name: tflops * 1e12 for name, tflops in table.items()} == mfu_table  # the lab and the page agree
 
 
 def test_criteria_pass_on_a_good_run(report):

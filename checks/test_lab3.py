@@ -117,6 +117,22 @@ def test_every_rank_trained_and_stayed_in_sync(scaling, n):
 
 
 @pytest.mark.parametrize("n", [2, 4])
+def test_compute_only_steps_really_skip_the_all_reduce(scaling, n):
+    """Each rank trains on different data: without the all-reduce the replicas must drift apart. A forward pass
+    outside no_sync() would still all-reduce, keep them identical, and book the communication as compute."""
+    cwd, stdout, report = scaling
+    for phase in json.loads((cwd / f"ddp_{n}w.json").read_text())["phases"]:
+        after = [r["checksum_after_compute_only"] for r in phase["ranks"]]
+        assert phase["compute_only_without_communication"] and len(set(after)) == n
+        assert all(r["solo_compute_step_s"] > 0 for r in phase["ranks"])
+    (row,) = [r for r in report["rows"] if r["workers"] == n]
+    gap = row["weak"]["gap"]
+    assert gap["compute_efficiency"] == pytest.approx(gap["baseline_compute_only_step_s"] / gap["compute_only_step_s"])
+    assert gap["concurrency_slowdown"] == pytest.approx(gap["compute_only_step_s"] / gap["solo_compute_step_s"])
+    assert f"{n} workers: compute-only step" in stdout
+
+
+@pytest.mark.parametrize("n", [2, 4])
 def test_reported_efficiencies_follow_from_the_raw_numbers(scaling, harness, n):
     cwd, _, report = scaling
     base = json.loads((cwd / "ddp_1w.json").read_text())["phases"][0]

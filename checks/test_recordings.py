@@ -7,7 +7,7 @@ import pytest
 
 from handbook import DOCS, ROOT, SNIPPETS, blocks, record, recordings
 
-RECORDED = [b for page in blocks.pages(DOCS) for b in blocks.parse_page(page) if b.recorded]
+RECORDED = [b for page in blocks.checked_pages() for b in blocks.parse_page(page) if b.recorded]
 
 
 @pytest.mark.parametrize("block", RECORDED, ids=lambda b: b.snippet.path.relative_to(SNIPPETS).as_posix())

@@ -282,3 +282,64 @@ def test_push_syncs_with_the_remote_and_never_forces(repo, tmp_path):
     remote_head = site_crawl.run_git(remote, "rev-parse", "gh-pages")
     refused(run_release(other, B, "--no-checks", "--push"), "diverged", "never by force")
     assert site_crawl.run_git(remote, "rev-parse", "gh-pages") == remote_head
+
+
+# ---- the instructor edition ----------------------------------------------------------------------------------
+
+SECRET = "The reference answer is forty-two, and only instructors may ever read this sentence."
+
+
+def grep_branch(repo: Path, text: str, branch: str) -> list[str]:
+    proc = subprocess.run(["git", "grep", "-l", "-i", "-F", text, branch], cwd=repo, capture_output=True, text=True)
+    return proc.stdout.split()
+
+
+def test_instructor_edition_goes_to_its_own_branch_and_never_to_gh_pages(repo, tmp_path):
+    (repo / "instructor").mkdir()
+    (repo / "instructor" / "index.md").write_text(
+        f'# Instructor edition\n\n!!! danger "Instructor edition only"\n\n    Notes for instructors.\n\n{SECRET}\n')
+    shutil.copy(ROOT / "mkdocs.instructor.yml", repo / "mkdocs.instructor.yml")
+    site_crawl.commit_all(repo, "an instructor edition")
+    refused(run_release(repo, A, "--no-checks", "--instructor-branch", "gh-pages"), "other than gh-pages")
+    assert not has_branch(repo)
+
+    out = ok(run_release(repo, A, "--no-checks", "--instructor-branch", "instructor-pages"))
+    assert f"deployed the instructor edition of cohort {A} to instructor-pages" in out
+    # the learner edition: no instructor page, no instructor text, anywhere on gh-pages
+    assert not [p for p in branch_tree(repo) if "/instructor/" in p]
+    assert grep_branch(repo, SECRET, "gh-pages") == [] and grep_branch(repo, "Instructor edition only", "gh-pages") == []
+    # the instructor edition: the same version, with the instructor pages, on its own branch
+    assert SECRET in show(repo, f"{A}/instructor/index.html", "instructor-pages")
+    assert show(repo, f"{A}/index.html", "instructor-pages")  # the learner pages are in it too
+    assert [(v["version"], v["aliases"]) for v in json.loads(show(repo, "versions.json", "instructor-pages"))] == [(A, ["latest"])]
+
+    # a release without the option leaves the instructor branch alone
+    before = site_crawl.run_git(repo, "rev-parse", "instructor-pages")
+    ok(run_release(repo, B, "--no-checks"))
+    assert site_crawl.run_git(repo, "rev-parse", "instructor-pages") == before
+
+    # instructor text planted in a learner page: the release refuses before any branch changes
+    (repo / "docs" / "index.md").write_text(f"# Small handbook\n\n{SECRET}\n")
+    site_crawl.commit_all(repo, "a leak")
+    heads = site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages")
+    refused(run_release(repo, B, "--no-checks", "--instructor-branch", "instructor-pages"),
+            "the learner edition holds instructor material", "index.html")
+    assert site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages") == heads
+
+
+def test_instructor_edition_pushes_to_its_own_remote(repo, tmp_path):
+    (repo / "instructor").mkdir()
+    (repo / "instructor" / "index.md").write_text(f'# Instructor edition\n\n!!! danger "Instructor edition only"\n\n    {SECRET}\n')
+    shutil.copy(ROOT / "mkdocs.instructor.yml", repo / "mkdocs.instructor.yml")
+    site_crawl.commit_all(repo, "an instructor edition")
+    learners, instructors = tmp_path / "learners.git", tmp_path / "instructors.git"
+    for remote, name in ((learners, "origin"), (instructors, "instructors")):
+        site_crawl.run_git(tmp_path, "init", "--quiet", "--bare", str(remote))
+        site_crawl.run_git(repo, "remote", "add", name, str(remote))
+    out = ok(run_release(repo, A, "--no-checks", "--push", "--instructor-branch", "instructor-pages",
+                         "--instructor-remote", "instructors"))
+    assert "pushed it to instructors" in out
+    assert has_branch(learners) and not has_branch(learners, "instructor-pages")
+    assert has_branch(instructors, "instructor-pages") and not has_branch(instructors)
+    assert SECRET in show(instructors, f"{A}/instructor/index.html", "instructor-pages")
+    refused(run_release(repo, A, "--no-checks", "--instructor-remote", "instructors"), "--instructor-remote needs")

@@ -16,7 +16,7 @@ def snippet_files() -> list[Path]:
 
 
 def all_blocks() -> list[blocks.Block]:
-    return [b for page in blocks.pages(DOCS) for b in blocks.parse_page(page)]
+    return [b for page in blocks.checked_pages() for b in blocks.parse_page(page)]  # instructor/ too
 
 
 def test_every_snippet_is_shown_by_a_page():

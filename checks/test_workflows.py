@@ -36,3 +36,15 @@ def test_publish_releases_one_cohort_at_a_time_and_never_forces():
 
 def test_workflows_exist():
     assert any(w.name == "publish.yml" for w in WORKFLOWS), [w.name for w in WORKFLOWS]
+
+
+def test_gpu_workflow_runs_every_shard_of_the_gpu_checks():
+    """gpu.yml's matrix lists shards 1..N and each job passes --shard I/N with that N (issue 12)."""
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "gpu.yml").read_text(encoding="utf-8"))
+    job = wf["jobs"]["gpu-checks"]
+    shards = job["strategy"]["matrix"]["shard"]
+    count = int(job["env"]["SHARDS"])
+    assert shards == list(range(1, count + 1))
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert '--shard "${{ matrix.shard }}/$SHARDS"' in runs and "--gpu-runner" in runs
+    assert wf["jobs"]["record"]["needs"] == "gpu-checks"

@@ -7,3 +7,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SNIPPETS = ROOT / "snippets"
+INSTRUCTOR = ROOT / "instructor"  # the instructor edition's pages (handbook/editions.py), outside docs/

@@ -8,21 +8,29 @@ A python fence is checked unless it says `notest`. Its options (after the langua
   notest           shown, never run (say why in the prose)
   continuation     runs after the previous checked block of the page, in the same namespace
   fixture:NAME     gets the pytest fixture NAME as a global
+A console/bash/sh fence may say `run` (see shell_blocks.py): its commands are executed, with requires=,
+timeout= and sim= as above (sim= puts the simulator's nvidia-smi first on PATH).
 Any fence may also carry the display options title="...", linenums="N" and hl_lines="...".
 Anything else is an error naming page:line: a misspelt option must never silently change what runs.
 """
+import functools
+import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from . import SNIPPETS, containers, requirements, snippets
+from . import DOCS, INSTRUCTOR, SNIPPETS, containers, requirements, snippets
 
 PYTHON = ("python", "py", "python3")
 DISPLAY_OPTIONS = {"title", "linenums", "hl_lines"}
 VALUE_OPTIONS = {"requires", "timeout", "sim"} | DISPLAY_OPTIONS
 FLAG_OPTIONS = {"record", "notest", "continuation"}
+SHELL = ("console", "bash", "sh", "shell")
+SHELL_VALUE_OPTIONS = {"requires", "timeout", "sim"} | DISPLAY_OPTIONS
+SHELL_FLAG_OPTIONS = {"run"}
 
 
 class BlockError(ValueError):
@@ -35,10 +43,15 @@ class BlockError(ValueError):
 
 def rel(path: Path) -> str:
     """A path as authors write it: relative to the working directory when inside it (docs/x.md)."""
+    return _rel(str(path), os.getcwd())
+
+
+@functools.lru_cache(maxsize=4096)
+def _rel(path: str, cwd: str) -> str:
     try:
-        return path.resolve().relative_to(Path.cwd()).as_posix()
+        return Path(path).resolve().relative_to(Path(cwd)).as_posix()
     except ValueError:
-        return str(path)
+        return path
 
 
 class PageParser(MarkdownIt):
@@ -99,12 +112,19 @@ def parse_options(page: Path, line: int, lang: str, words: list[str]) -> dict:
         if key.startswith("fixture:") and not eq and lang in PYTHON:
             options.setdefault("fixtures", []).append(key.removeprefix("fixture:"))
             continue
-        allowed_values = VALUE_OPTIONS if lang in PYTHON else DISPLAY_OPTIONS
-        allowed_flags = FLAG_OPTIONS if lang in PYTHON else set()
+        allowed_values = VALUE_OPTIONS if lang in PYTHON else SHELL_VALUE_OPTIONS if lang in SHELL else DISPLAY_OPTIONS
+        allowed_flags = FLAG_OPTIONS if lang in PYTHON else SHELL_FLAG_OPTIONS if lang in SHELL else set()
         if (eq and key not in allowed_values) or (not eq and key not in allowed_flags):
             known = sorted(allowed_values | allowed_flags)
             raise BlockError(page, line, f"unknown fence option {word!r} on a {lang or 'plain'} block (known: {', '.join(known)})")
+        if key in options:
+            raise BlockError(page, line, f"fence option {key!r} is given twice: keep one")
         options[key] = value if eq else True
+    if lang in SHELL and "run" not in options:
+        given = sorted(set(options) & {"requires", "timeout", "sim"})
+        if given:
+            raise BlockError(page, line, f"{', '.join(given)} on a {lang} block only mean something with `run`: "
+                                         f"write ```{lang} run {' '.join(words)}, or drop {', '.join(given)}")
     return options
 
 
@@ -122,7 +142,7 @@ def parse_block(page: Path, token, snippet_dir: Path = SNIPPETS) -> Block:
         except requirements.RequirementError as err:
             raise BlockError(page, line, str(err)) from None
     if "timeout" in options:
-        if not options["timeout"].isdigit() or int(options["timeout"]) == 0:
+        if not re.fullmatch(r"[0-9]+", options["timeout"]) or int(options["timeout"]) == 0:
             raise BlockError(page, line, f"timeout={options['timeout']!r} must be a whole number of seconds > 0")
         timeout = int(options["timeout"])
     snippet = None
@@ -149,3 +169,8 @@ def parse_page(page: Path, snippet_dir: Path = SNIPPETS) -> list[Block]:
 
 def pages(docs: Path) -> list[Path]:
     return sorted(docs.rglob("*.md"))
+
+
+def checked_pages() -> list[Path]:
+    """Every page whose blocks the checks run and whose includes count: docs/, and instructor/ (lab solutions)."""
+    return pages(DOCS) + pages(INSTRUCTOR)

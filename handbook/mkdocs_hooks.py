@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, charts, figures, notebooks, recordings
+from handbook import blocks, calculators, charts, figures, notebooks, recordings
 
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 INDEX_MARKER = "<!-- recordings-index -->"
@@ -40,6 +40,7 @@ def on_page_markdown(markdown, page, config, files):
             m = FENCE_OPEN.match(lines[block.line - 1])
             lines[block.line - 1] = f"{m['indent']}{m['fence']}{display_info(block)}"
         markdown = "\n".join(lines)
+        markdown = calculators.expand(markdown, Path(page.file.abs_src_path), snippet_dir)  # docs/capacity/
         if INDEX_MARKER in markdown:
             markdown = markdown.replace(INDEX_MARKER, recordings_index(docs, snippet_dir, Path(page.file.src_path)))
         return markdown

@@ -5,34 +5,53 @@ What it adds to pytest-markdown-docs, through its hooks and item class:
 - a block holding `--8<-- "file.py"` runs that snippet, with tracebacks in the snippet's own lines;
 - fence options are validated (an unknown one fails collection with page:line), `requires=` skips with its
   reason (or fails in GPU-runner mode), `timeout=` overrides the default timeout;
-- each block runs as `__main__` in a fresh namespace and a fresh temporary working directory;
+- each block runs as `__main__` in a child process (isolation.py) and a fresh temporary working directory: a
+  block that ends its process fails alone; GPU blocks get a fresh interpreter and GPUs of their own
+  (scheduling.py); `--shard I/N` runs one of N balanced parts (sharding.py);
+- console/bash/sh fences with `run` are executed (shell_blocks.py);
 - a per-page summary at the end: ran / skipped by reason / failed / notest, and any block unaccounted for.
 """
-import contextlib
 import dataclasses
 import os
 import sys
-import tempfile
-import traceback
-import types
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from pytest_markdown_docs.plugin import MarkdownInlinePythonItem, extract_fence_tests
+from pytest_markdown_docs.definitions import FenceTestDefinition
+from pytest_markdown_docs.plugin import MarkdownInlinePythonItem
 
-from . import blocks, recordings, requirements
+from . import blocks, isolation, recordings, requirements, scheduling, sharding, shell_blocks
 
 GPU_RUNNER_ENV = "HANDBOOK_GPU_RUNNER"
+ISOLATION_ENV = "HANDBOOK_ISOLATION"
 
 
 def pytest_addoption(parser):
-    parser.getgroup("handbook").addoption(
+    group = parser.getgroup("handbook")
+    group.addoption(
         "--gpu-runner",
         action="store_true",
         default=os.environ.get(GPU_RUNNER_ENV) == "1",
         help=f"a block whose requires= this machine cannot meet fails instead of skipping (or {GPU_RUNNER_ENV}=1)",
     )
+    group.addoption(
+        "--isolation", choices=("auto", "fresh", "none"), default=os.environ.get(ISOLATION_ENV, "auto"),
+        help="auto: CPU blocks in a forked child, GPU blocks in a fresh interpreter; fresh: every block in a fresh "
+             "interpreter; none: in the pytest process (for --pdb; a crash takes the worker down)",
+    )
+    group.addoption("--shard", default=None, metavar="I/N",
+                    help="run part I of N (1-based), balanced by the recorded durations (see sharding.py)")
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """`pytest docs/page.md` (the author's loop) runs in this process: starting workers costs more than they save
+    on one page, whose blocks run one after another anyway (--dist loadfile)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    paths = [arg.split("::")[0] for arg in config.args]
+    return 0 if len(paths) == 1 and paths[0].endswith(".md") else None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -41,8 +60,8 @@ def pytest_markdown_docs_markdown_it():
 
 
 def pytest_collect_file(file_path: Path, parent):
-    docs = parent.config.rootpath / "docs"
-    if file_path.suffix == ".md" and docs in file_path.parents:
+    roots = (parent.config.rootpath / "docs", parent.config.rootpath / "instructor")  # instructor: lab solutions
+    if file_path.suffix == ".md" and any(root in file_path.parents for root in roots):
         return HandbookPage.from_parent(parent, path=file_path)
     return None
 
@@ -54,32 +73,94 @@ class HandbookPage(pytest.File):
             page_blocks = blocks.parse_page(self.path, snippet_dir)
         except blocks.BlockError as err:
             raise self.CollectError(str(err)) from None
-        fences = {
-            d.start_line: d
-            for d in extract_fence_tests(blocks.PageParser(), self.path.read_text("utf-8"), 0, self.path)
-        }
-        previous = None
+        except Exception as err:  # noqa: BLE001 - never a traceback for an author; fence fuzzing keeps this unreached
+            raise self.CollectError(f"{blocks.rel(self.path)}: the harness could not read this page "
+                                    f"({type(err).__name__}: {err}); this is a harness bug, please report it") from None
+        chain = None  # (source, previous block) of the last checked python block, for continuation
         for block in page_blocks:
+            if shell_blocks.runs(block):
+                yield shell_blocks.ShellBlockItem.from_parent(self, name=f"L{block.line}", block=block)
+                continue
             if not block.checked:
                 continue
-            if "continuation" in block.options and previous and not block.requires:
-                block = dataclasses.replace(block, requires=previous.requires)  # it runs the previous code too
-            previous = block
-            definition = fences[block.line]
+            source, path = block.code, self.path
+            if "continuation" in block.options and chain:
+                previous_source, previous = chain
+                if previous.snippet:
+                    raise self.CollectError(f"{block.where}: a continuation cannot follow a block that includes a "
+                                            f"snippet ({previous.where}): put the code in the snippet, or drop continuation")
+                if not block.requires:
+                    block = dataclasses.replace(block, requires=previous.requires)  # it runs the previous code too
+                source = previous_source + "\n" * (block.line - previous_source.count("\n")) + block.code
+            else:
+                source = "\n" * block.line + block.code  # line N of the source is line N of the page
             if block.snippet:
-                # Pad so that line N of the compiled code is line N of the snippet file.
-                padding = "\n" * (block.snippet.first_line - 1)
-                definition = dataclasses.replace(
-                    definition, source=padding + block.snippet.text, source_path=block.snippet.path
-                )
+                source, path = "\n" * (block.snippet.first_line - 1) + block.snippet.text, block.snippet.path
+            chain = (source, block)
+            definition = FenceTestDefinition(source, tuple(block.options.get("fixtures", ())), block.line,
+                                             source_path=path, runner_name=None)
             item = HandbookBlock.from_parent(self, name=f"L{block.line}", test_definition=definition, block=block)
-            if block.timeout:
-                item.add_marker(pytest.mark.timeout(block.timeout))
-            if block.requires and not gpu_runner_without_gpu(self.config):
-                reason = requirements.unmet(block.requires, requirements.detect())
-                if reason:
-                    item.add_marker(pytest.mark.skip(reason=reason))
+            add_requirement_markers(item, block)
             yield item
+
+
+def add_requirement_markers(item, block) -> None:
+    """Timeouts are the child's (the harness kills it); requires= skips here unless GPU-runner mode fails it."""
+    if item.config.getoption("isolation") == "none":
+        if block.timeout:
+            item.add_marker(pytest.mark.timeout(block.timeout))
+    else:
+        item.add_marker(pytest.mark.timeout(0))  # waiting for a GPU is not the block's time
+    if block.requires and not gpu_runner_without_gpu(item.config):
+        reason = requirements.unmet(block.requires, requirements.detect())
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+class BlockFailed(Exception):
+    """A block's failure, already worded for the author (page:line first)."""
+
+
+def block_timeout(item) -> float:
+    if item.block.timeout:
+        return item.block.timeout
+    try:
+        return float(item.config.getini("timeout") or 0)
+    except (ValueError, KeyError):
+        return 0
+
+
+def gpu_slots(block, hw) -> int:
+    """How many GPUs a block holds while it runs: requires= GPUs, and one for a `record` block on a GPU host."""
+    if block.requires and block.requires.gpus:
+        return block.requires.gpus
+    return 1 if block.recorded and hw.gpus else 0
+
+
+def run_isolated(item, code: isolation.Code, namespace: dict, fixtures: bool) -> isolation.Outcome:
+    """GPU blocks: a fresh interpreter on GPUs of their own. CPU blocks: the block server, or a fork when they need
+    fixture values (which exist only in this process). A CPU block never sees a GPU: on a GPU host it would use
+    one outside the GPU locks (and init CUDA in the server that later blocks share); a block that needs a GPU
+    says requires=."""
+    hw = requirements.detect()
+    mode, slots = item.config.getoption("isolation"), gpu_slots(item.block, hw)
+    timeout = block_timeout(item)
+    with scheduling.hold(hw.devices, slots) if slots and hw.devices else _no_gpus() as devices:
+        pinned = {"CUDA_VISIBLE_DEVICES": scheduling.pinned_env(devices)["CUDA_VISIBLE_DEVICES"]} if devices else \
+            {"CUDA_VISIBLE_DEVICES": ""} if hw.gpus else {}
+        if mode == "fresh" or (slots and not fixtures):
+            return isolation.run_fresh(code, {**os.environ, **pinned}, timeout)
+        if fixtures:
+            return isolation.run_forked(code, namespace, timeout, env_update=pinned)
+        return isolation.run_served(code, timeout, env_update=pinned)
+
+
+class _no_gpus:
+    def __enter__(self):
+        return []
+
+    def __exit__(self, *exc):
+        return False
 
 
 class HandbookBlock(MarkdownInlinePythonItem):
@@ -94,35 +175,33 @@ class HandbookBlock(MarkdownInlinePythonItem):
         super().setup()
 
     def runtest(self):
-        main = types.ModuleType("__main__")
-        main.__file__ = str(self.test_definition.source_path)
-        namespace = main.__dict__
+        namespace = {}
         for extra in self.config.hook.pytest_markdown_docs_globals():
             namespace.update(extra)
         for name in self._fixtureinfo.names_closure:
             namespace[name] = self.fixture_request.getfixturevalue(name)
-        with fresh_process_state(main), simulated_gpu(self.block.options.get("sim")):
-            try:
-                self.runner.runtest(self.test_definition, namespace)
-            except SystemExit as exit_:
-                if exit_.code not in (0, None):  # a program that ends with sys.exit(0) succeeded
-                    raise
+        path = str(self.test_definition.source_path)
+        code = isolation.Code(
+            source=self.test_definition.source, path=path, where=self.block.where,
+            shown_path=blocks.rel(Path(path)),
+            runs_snippet=blocks.rel(self.block.snippet.path) if self.block.snippet else "",
+            sim=self.block.options.get("sim") or "")
+        if self.config.getoption("isolation") == "none":
+            failure = isolation.execute_here(code, namespace)
+        else:
+            outcome = run_isolated(self, code, namespace, fixtures=bool(self.block.options.get("fixtures")))
+            sys.stdout.write(outcome.output)  # pytest shows it under "Captured stdout call" (or live with -s)
+            failure = outcome.failure
+        if failure:
+            raise BlockFailed(failure)
 
     def repr_failure(self, excinfo, style=None):
         """`docs/page.md:LINE: Error: message`, then the traceback from the block's own frames on."""
+        if excinfo.errisinstance(BlockFailed):
+            return str(excinfo.value)
         if excinfo.errisinstance(pytest.fail.Exception) and not excinfo.value.pytrace:
             return str(excinfo.value)
-        code_file = str(self.test_definition.source_path)
-        frames = traceback.extract_tb(excinfo.tb)
-        first = next((i for i, f in enumerate(frames) if f.filename == code_file), 0)
-        lines = [f"{self.block.where}: {excinfo.exconly().splitlines()[0]}"]
-        if self.block.snippet:
-            lines.append(f"  the block runs {blocks.rel(self.block.snippet.path)}")
-        lines.append("Traceback (most recent call last):")
-        lines += [f'  File "{blocks.rel(Path(f.filename))}", line {f.lineno}, in {f.name}\n    {(f.line or "").strip()}'
-                  for f in frames[first:]]
-        lines.append(excinfo.exconly())
-        return "\n".join(lines)
+        return f"{self.block.where}: {excinfo.exconly()}"
 
     def reportinfo(self):
         return self.path, self.block.line - 1, self.block.where
@@ -134,29 +213,19 @@ def gpu_runner_without_gpu(config) -> bool:
     return config.getoption("gpu_runner") and requirements.detect().gpus == 0
 
 
-@contextlib.contextmanager
-def fresh_process_state(main: types.ModuleType):
-    """Run like `python program` would: argv, a scratch working directory, the block as sys.modules["__main__"]."""
-    saved = sys.argv, os.getcwd(), sys.modules.get("__main__")
-    with tempfile.TemporaryDirectory(prefix="block-") as scratch:
-        sys.argv = [main.__file__]
-        os.chdir(scratch)
-        sys.modules["__main__"] = main
-        try:
-            yield
-        finally:
-            sys.argv = saved[0]
-            os.chdir(saved[1])
-            if saved[2] is not None:
-                sys.modules["__main__"] = saved[2]
-
-
-def simulated_gpu(scenario: str | None):
-    if not scenario:
-        return contextlib.nullcontext()
-    from . import gpusim
-
-    return gpusim.activate(scenario)
+def pytest_collection_modifyitems(config, items):
+    spec = config.getoption("shard")
+    if not spec:
+        return
+    try:
+        index, count = sharding.parse(spec)
+    except ValueError as err:
+        raise pytest.UsageError(str(err)) from None
+    keep = {item.nodeid for item in sharding.select(items, index, count)}
+    deselected = [item for item in items if item.nodeid not in keep]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+    items[:] = [item for item in items if item.nodeid in keep]
 
 
 # ---- the summary -------------------------------------------------------------------------------------------
@@ -172,6 +241,18 @@ class BlockSummary:
         self.config = config
         self.outcome: dict[str, tuple[str, str]] = {}  # nodeid -> (outcome, skip reason)
         self.broken_pages: set[str] = set()
+        self.elsewhere: Counter = Counter()  # page -> blocks deselected by --shard (they run in another shard)
+
+        self.shard_ids: set[str] | None = None  # with xdist, what the workers kept after --shard
+
+    def pytest_deselected(self, items):
+        if self.config.getoption("shard"):
+            self.elsewhere.update(item.nodeid.partition("::")[0] for item in items if isinstance(item, (HandbookBlock, shell_blocks.ShellBlockItem)))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if self.config.getoption("shard"):
+            self.shard_ids = set(ids) | (self.shard_ids or set())
 
     def pytest_runtest_logreport(self, report):
         page, sep, _ = report.nodeid.partition("::")
@@ -206,18 +287,34 @@ class BlockSummary:
             counts, reasons = pages[page]
             page_blocks = blocks.parse_page(root / page, root / "snippets")
             counts["notest"] = sum(1 for b in page_blocks if b.lang in blocks.PYTHON and not b.checked)
-            counts["unaccounted"] = sum(b.checked for b in page_blocks) - sum(
-                counts[k] for k in ("ran", "skipped", "failed"))
+            if self.shard_ids is not None:  # the xdist controller: blocks of the page no worker kept
+                self.elsewhere[page] = sum(1 for b in page_blocks if (b.checked or shell_blocks.runs(b))
+                                           and f"{page}::L{b.line}" not in self.shard_ids)
+            counts["unaccounted"] = sum(b.checked or shell_blocks.runs(b) for b in page_blocks) - sum(
+                counts[k] for k in ("ran", "skipped", "failed")) - self.elsewhere[page]
+            counts["other shards"] = self.elsewhere[page]
             totals.update(counts)
             line = f"{page}  " + "  ".join(f"{k} {counts[k]}" for k in ("ran", "skipped", "failed", "notest"))
+            if counts["other shards"]:
+                line += f"  in other shards {counts['other shards']}"
             if counts["unaccounted"]:
                 line += f"  unaccounted {counts['unaccounted']} (deselected or not run)"
             tr.line(line, red=bool(counts["failed"]))
             for reason, n in sorted(reasons.items()):
                 tr.line(f"    skipped {n}: {reason}")
-            unrecorded = [b for b in page_blocks if b.recorded and recordings.state(b.snippet.path).kind == "missing"]
-            totals["unrecorded"] += len(unrecorded)
-            for b in unrecorded:
-                tr.line(f"    not recorded yet: {b.where} ({b.snippet.path.name}; python -m handbook.record {page})", yellow=True)
-        tr.line("blocks: " + ", ".join(f"{totals[k]} {k}" for k in ("ran", "skipped", "failed", "notest", "unaccounted", "unrecorded"))
+            for b in page_blocks:
+                if not b.recorded:
+                    continue
+                state = recordings.state(b.snippet.path)
+                if state.kind == "missing":
+                    totals["unrecorded"] += 1
+                    tr.line(f"    not recorded yet: {b.where} ({b.snippet.path.name}; python -m handbook.record {page})", yellow=True)
+                elif state.kind == "awaiting":  # recorded before, to be re-recorded on more GPUs (issue 11)
+                    totals["awaiting"] += 1
+                    gpus = getattr(state, "gpus", None) or (b.requires.gpus if b.requires else 1)
+                    reason = getattr(state, "reason", "") or "see the recording"
+                    tr.line(f"    awaiting re-recording on {gpus} GPUs: {b.where} ({b.snippet.path.name}): {reason}", yellow=True)
+        kinds = ("ran", "skipped", "failed", "notest", "unaccounted", "unrecorded") + tuple(
+            k for k in ("awaiting", "other shards") if totals[k])
+        tr.line("blocks: " + ", ".join(f"{totals[k]} {k}" for k in kinds)
                 + (f", {len(self.broken_pages)} pages not collected" if self.broken_pages else ""), bold=True)

@@ -1,4 +1,5 @@
 """Release the handbook for a cohort: python -m handbook.release COHORT [--retire] [--no-checks] [--push]
+[--instructor-branch BRANCH [--instructor-remote REMOTE]]
 
 One published version per cohort, deployed with mike to the local `gh-pages` branch (docs/authors/releases.md):
 
@@ -7,6 +8,9 @@ One published version per cohort, deployed with mike to the local `gh-pages` bra
   python -m handbook.release 2026-q4 --unretire   undo --retire
   ... --no-checks                                 skip `python -m pytest` (CI runs the checks as their own step)
   ... --push                                      fetch origin/gh-pages first, push gh-pages after (never forced)
+  ... --instructor-branch instructor-pages        also deploy the instructor edition (mkdocs.instructor.yml: quiz
+                                                  key, lab solutions) as the same version, to that branch only
+  ... --instructor-remote instructors             with --push, push that branch to this remote (default: origin)
 
 What a release does, in order; anything that fails stops it before gh-pages changes:
 1. the cohort name is valid (YYYY-qN or YYYY-MM, so names sort in time order) and the working tree is clean;
@@ -14,8 +18,11 @@ What a release does, in order; anything that fails stops it before gh-pages chan
 3. the site is built strictly (`mkdocs build --strict`) from the committed tree, with the mike plugin and this
    module as an extra hook, which adds three generated files to that version: release-notes/ (a page),
    release-notes.json and release-manifest.json (sha256 of every docs/ file and every *.rec.json recording);
+   that learner edition must hold no instructor material (handbook/leaks.py); with --instructor-branch the
+   instructor edition is built too;
 4. mike commits the build as version COHORT on gh-pages, touching only that version's folder, versions.json and,
    when COHORT is the newest cohort, the `latest` alias; the default (the site root) follows the newest cohort.
+   With --instructor-branch, the instructor edition is committed the same way to its own branch, never gh-pages.
 
 Recordings are frozen with the release: each version's HTML was built from the recordings committed at the time.
 The release notes diff this cohort's manifest against the previous cohort's (the newest older one deployed).
@@ -37,6 +44,8 @@ from pathlib import Path
 
 BRANCH = "gh-pages"
 REMOTE = "origin"
+LEARNER, INSTRUCTOR = "learner", "instructor"  # the two editions (handbook/editions.py)
+INSTRUCTOR_CONFIG = "mkdocs.instructor.yml"
 LATEST = "latest"
 MANIFEST = "release-manifest.json"
 NOTES_JSON = "release-notes.json"
@@ -183,8 +192,11 @@ def push(root: Path, remote: str, branch: str) -> None:
 
 # ---- the build -------------------------------------------------------------------------------------------
 
-def release_config(root: Path) -> Path:
-    """mkdocs.yml plus the mike plugin and this module as a last hook, written beside it (paths stay relative)."""
+def release_config(root: Path, edition: str = LEARNER) -> Path:
+    """mkdocs.yml plus the mike plugin and this module as a last hook, written beside it (paths stay relative).
+
+    The instructor edition's config inherits mkdocs.instructor.yml instead and repeats only what this adds (INHERIT
+    replaces lists: plugins and hooks)."""
     import yaml
     from mike import mkdocs_utils
 
@@ -195,15 +207,22 @@ def release_config(root: Path) -> Path:
     if "mike" not in names:
         plugins.insert(0, "mike")
     config["hooks"] = [*config.get("hooks", []), os.path.abspath(__file__)]
+    if edition == INSTRUCTOR:
+        if not (root / INSTRUCTOR_CONFIG).is_file():
+            raise ReleaseError(f"--instructor-branch needs {INSTRUCTOR_CONFIG} in {root}: the instructor edition's config")
+        with open(root / INSTRUCTOR_CONFIG, "rb") as f:
+            overlay = yaml.load(f, Loader=mkdocs_utils.RoundTripLoader)
+        config = {"INHERIT": INSTRUCTOR_CONFIG, "plugins": plugins,
+                  "hooks": [*overlay.get("hooks", config["hooks"][:-1]), os.path.abspath(__file__)]}
     fd, name = tempfile.mkstemp(dir=root, prefix=".release-mkdocs-", suffix=".yml")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         yaml.dump(config, f, sort_keys=False)
     return Path(name)
 
 
-def build(root: Path, cohort: str, site_dir: Path, data: dict) -> None:
-    config = release_config(root)
-    data_file = site_dir.parent / "release-data.json"
+def build(root: Path, cohort: str, site_dir: Path, data: dict, edition: str = LEARNER) -> None:
+    config = release_config(root, edition)
+    data_file = site_dir.parent / f"release-data-{edition}.json"
     data_file.write_text(json.dumps(data), encoding="utf-8")
     env = {**os.environ, "MIKE_DOCS_VERSION": cohort, DATA_ENV: str(data_file), "NO_MKDOCS_2_WARNING": "1"}
     try:
@@ -218,7 +237,18 @@ def build(root: Path, cohort: str, site_dir: Path, data: dict) -> None:
         sys.stdout.write(proc.stdout + proc.stderr)  # the build's log for context; the one-line error goes to stderr
         problems = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith(("ERROR", "WARNING"))]
         first = problems[0] if problems else (proc.stderr.strip().splitlines() or ["?"])[-1]
-        raise ReleaseError(f"the strict build failed ({first.strip()}); fix it, commit, and release again")
+        which = "" if edition == LEARNER else f" of the {edition} edition"
+        raise ReleaseError(f"the strict build{which} failed ({first.strip()}); fix it, commit, and release again")
+
+
+def check_no_leaks(site_dir: Path) -> None:
+    """The learner edition must hold no quiz key and no lab solution, in any file it would publish."""
+    from . import leaks
+
+    found = leaks.scan(site_dir)
+    if found:
+        raise ReleaseError(f"the learner edition holds instructor material ({found[0]}"
+                           f"{f'; {len(found) - 1} more files' if len(found) > 1 else ''}); move it to instructor/")
 
 
 # The hook half: mkdocs loads this file as an extra hook during a release build (see release_config).
@@ -266,12 +296,19 @@ def run_checks(root: Path) -> None:
 
 
 def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None = None,
-            branch: str = BRANCH, now: str | None = None) -> dict:
-    """Check, build and deploy COHORT; returns its release notes (also written into the version)."""
+            branch: str = BRANCH, now: str | None = None, instructor_branch: str | None = None,
+            instructor_remote: str | None = None) -> dict:
+    """Check, build and deploy COHORT; returns its release notes (also written into the version).
+
+    With INSTRUCTOR_BRANCH, the instructor edition is deployed as the same version to that branch (and, with
+    PUSH_TO, pushed to INSTRUCTOR_REMOTE or PUSH_TO)."""
     cohort_key(cohort)
+    check_instructor_branch(branch, instructor_branch)
     commit = check_repo(root)
     if push_to:
         sync_with_remote(root, push_to, branch)
+        if instructor_branch:
+            sync_with_remote(root, instructor_remote or push_to, instructor_branch)
     versions = deployed_versions(root, branch)
     names = [v["version"] for v in versions]
     strangers = [n for n in names if not is_cohort(n)]
@@ -284,7 +321,6 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
             raise ReleaseError("the checks left changes in the working tree (git status); clean them up, "
                                "so the release is exactly the commit")
     cohorts = sorted(set(names) | {cohort}, key=cohort_key)
-    newest = cohorts[-1]
     older = [c for c in cohorts if cohort_key(c) < cohort_key(cohort) and c in names]
     previous = older[-1] if older else None
     previous_manifest = None
@@ -295,27 +331,52 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
     manifest = make_manifest(root, cohort, commit, released)
     notes = make_notes(manifest, previous, previous_manifest)
 
-    from mike import commands, git_utils
-
-    aliases = [LATEST] if cohort == newest else []
-    message = f"Release cohort {cohort} from {commit[:12]}" + (" (latest)" if aliases else "")
+    message = f"Release cohort {cohort} from {commit[:12]}"
     with tempfile.TemporaryDirectory(prefix="handbook-release-") as tmp:
+        # Both editions are built, and the learner one checked for leaks, before any branch changes.
         site_dir = Path(tmp) / "site"
-        cwd = os.getcwd()
-        os.chdir(root)  # mike's git helpers work on the current directory's repository
-        try:
-            cfg = {"site_dir": str(site_dir), "use_directory_urls": True}
-            with commands.deploy(cfg, cohort, aliases=aliases, update_aliases=True, branch=branch, message=message):
-                build(root, cohort, site_dir, {"manifest": manifest, "notes": notes})
-            if default_version(root, branch) != newest:
-                commands.set_default(newest, branch=branch, message=f"Default version: cohort {newest}")
-        except git_utils.GitError as err:
-            raise ReleaseError(f"mike could not commit to {branch}: {str(err).splitlines()[0]}") from None
-        finally:
-            os.chdir(cwd)
+        build(root, cohort, site_dir, {"manifest": manifest, "notes": notes})
+        check_no_leaks(site_dir)
+        instructor_dir = Path(tmp) / "instructor" / "site"
+        if instructor_branch:
+            instructor_dir.parent.mkdir()
+            build(root, cohort, instructor_dir, {"manifest": manifest, "notes": notes}, INSTRUCTOR)
+        deploy(root, cohort, site_dir, branch, message)
+        if instructor_branch:
+            deploy(root, cohort, instructor_dir, instructor_branch, f"{message}, instructor edition")
     if push_to:
         push(root, push_to, branch)
+        if instructor_branch:
+            push(root, instructor_remote or push_to, instructor_branch)
     return notes
+
+
+def check_instructor_branch(branch: str, instructor_branch: str | None) -> None:
+    if instructor_branch is not None and (instructor_branch == branch or not re.match(r"^[\w][\w./-]*$", instructor_branch)):
+        raise ReleaseError(f"--instructor-branch {instructor_branch!r} must be a branch name other than {branch}: "
+                           "the instructor edition never goes where learners read")
+
+
+def deploy(root: Path, cohort: str, site_dir: Path, branch: str, message: str) -> None:
+    """Commit SITE_DIR as version COHORT on BRANCH; the newest cohort there gets `latest` and the default."""
+    from mike import commands, git_utils
+
+    names = [v["version"] for v in deployed_versions(root, branch)]
+    newest = sorted(set(names) | {cohort}, key=cohort_key)[-1]
+    aliases = [LATEST] if cohort == newest else []
+    cwd = os.getcwd()
+    os.chdir(root)  # mike's git helpers work on the current directory's repository
+    try:
+        cfg = {"site_dir": str(site_dir), "use_directory_urls": True}
+        with commands.deploy(cfg, cohort, aliases=aliases, update_aliases=True, branch=branch,
+                             message=message + (" (latest)" if aliases else "")):
+            pass  # built already
+        if default_version(root, branch) != newest:
+            commands.set_default(newest, branch=branch, message=f"Default version: cohort {newest}")
+    except git_utils.GitError as err:
+        raise ReleaseError(f"mike could not commit to {branch}: {str(err).splitlines()[0]}") from None
+    finally:
+        os.chdir(cwd)
 
 
 def set_retired(root: Path, cohort: str, retired: bool, *, push_to: str | None = None, branch: str = BRANCH) -> None:
@@ -354,20 +415,35 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--unretire", action="store_true", help="undo --retire")
     parser.add_argument("--no-checks", action="store_true", help="skip python -m pytest before building")
     parser.add_argument("--push", action="store_true", help=f"sync with {REMOTE}/{BRANCH} first, push {BRANCH} after")
+    parser.add_argument("--instructor-branch", metavar="BRANCH",
+                        help=f"also deploy the instructor edition ({INSTRUCTOR_CONFIG}) to this branch, e.g. instructor-pages")
+    parser.add_argument("--instructor-remote", metavar="REMOTE",
+                        help=f"with --push, push the instructor branch to this remote (default: {REMOTE})")
     args = parser.parse_args(argv)
     root = Path.cwd()
     push_to = REMOTE if args.push else None
     try:
+        if args.instructor_remote and not args.instructor_branch:
+            raise ReleaseError("--instructor-remote needs --instructor-branch BRANCH (the branch to push there)")
         if args.retire or args.unretire:
             set_retired(root, args.cohort, args.retire, push_to=push_to)
+            if args.instructor_branch:
+                check_instructor_branch(BRANCH, args.instructor_branch)
+                set_retired(root, args.cohort, args.retire, push_to=push_to and (args.instructor_remote or push_to),
+                            branch=args.instructor_branch)
             return 0
-        notes = release(root, args.cohort, checks=not args.no_checks, push_to=push_to)
+        notes = release(root, args.cohort, checks=not args.no_checks, push_to=push_to,
+                        instructor_branch=args.instructor_branch, instructor_remote=args.instructor_remote)
     except ReleaseError as err:
         print(f"release: error: {err}", file=sys.stderr)
         return 1
     print(notes_markdown(notes), end="")
     print(f"release: deployed cohort {args.cohort} to {BRANCH}"
           + (f" and pushed it to {REMOTE}" if push_to else f" (local only; push with: git push {REMOTE} {BRANCH})"))
+    if args.instructor_branch:
+        remote = args.instructor_remote or REMOTE
+        print(f"release: deployed the instructor edition of cohort {args.cohort} to {args.instructor_branch}"
+              + (f" and pushed it to {remote}" if push_to else f" (local only; push with: git push {remote} {args.instructor_branch})"))
     return 0
 
 

@@ -17,7 +17,7 @@ import time
 import types
 from pathlib import Path
 
-from .scenario import CLOCK_EVENT_REASONS, Scenario
+from .scenario import CLOCK_EVENT_REASONS, MAX_MIG_DEVICES, Scenario
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
@@ -71,6 +71,9 @@ class Simulator:
         self._memory = []  # ctypes buffers whose addresses are handles; kept alive here
         self.handles = [self._pointer(self.real.c_nvmlDevice_t) for _ in scenario.gpus]
         self.handle_index = {self._address(h): i for i, h in enumerate(self.handles)}
+        # MIG: one handle per declared instance; mig_index maps its address to (gpu index, MigSpec).
+        self.mig_handles = {(g.index, m.slot): self._pointer(self.real.c_nvmlDevice_t) for g in scenario.gpus for m in g.mig}
+        self.mig_index = {self._address(h): (gi, scenario.gpus[gi].mig[slot]) for (gi, slot), h in self.mig_handles.items()}
         self.event_sets = {}
         self.samples = {}
 
@@ -102,6 +105,8 @@ class Simulator:
         """(GpuSpec, now) for a handle, raising what NVML raises for a bad handle or a lost GPU."""
         self._initialized()
         index = self.handle_index.get(self._address(handle))
+        if index is None and self._address(handle) in self.mig_index:  # a MIG handle answers as its parent GPU
+            index = self.mig_index[self._address(handle)][0]
         if index is None:
             self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
         spec, t = self.scenario.gpus[index], self.now()
@@ -164,7 +169,7 @@ class Simulator:
         self._initialized()
         for gpu in self.scenario.gpus:
             for p in gpu.processes:
-                if p.pid == pid:
+                if p.pid == pid and p.alive:  # a dead PID the driver still lists has no name to read
                     return p.name
         self.fail(self.real.NVML_ERROR_NOT_FOUND)
 
@@ -186,6 +191,9 @@ class Simulator:
         for gpu in self.scenario.gpus:
             if gpu.uuid == uuid:
                 return self.nvmlDeviceGetHandleByIndex(gpu.index)
+            for mig in gpu.mig:
+                if mig.uuid == uuid:
+                    return self.nvmlDeviceGetMigDeviceHandleByIndex(self.nvmlDeviceGetHandleByIndex(gpu.index), mig.slot)
         self.fail(self.real.NVML_ERROR_NOT_FOUND)
 
     def nvmlDeviceGetHandleByPciBusId(self, pciBusId):
@@ -203,13 +211,19 @@ class Simulator:
         return self._gpu(handle)[0].index
 
     def nvmlDeviceGetName(self, handle):
-        return self._gpu(handle)[0].static["model"] + " (simulated)"
+        mig = self._mig(handle)
+        return self._gpu(handle)[0].static["model"] + (f" MIG {mig.profile}" if mig else "") + " (simulated)"
 
     def nvmlDeviceGetUUID(self, handle):
-        return self._gpu(handle)[0].uuid
+        mig = self._mig(handle)
+        return mig.uuid if mig else self._gpu(handle)[0].uuid
 
     def nvmlDeviceGetSerial(self, handle):
         return f"simulated-{self._gpu(handle)[0].index}"
+
+    def nvmlDeviceGetVbiosVersion(self, handle):
+        self._gpu(handle)
+        return "96.00.00.00.00 (simulated)"
 
     @staticmethod
     def _bus_id(index):
@@ -242,9 +256,59 @@ class Simulator:
         self._gpu(handle)
         return self.real.NVML_COMPUTEMODE_DEFAULT
 
+    # ---- MIG (see scenario.py, "MIG") -------------------------------------------------------------------------
+    def _mig(self, handle):
+        """The MigSpec of a MIG handle, None for a whole GPU's handle."""
+        found = self.mig_index.get(self._address(handle))
+        return found[1] if found else None
+
+    def _not_on_mig(self, handle):
+        if self._mig(handle):  # NVML answers these for the parent GPU only
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return self._gpu(handle)[0]
+
     def nvmlDeviceGetMigMode(self, device):
+        spec = self._not_on_mig(device)
+        mode = self.real.NVML_DEVICE_MIG_ENABLE if spec.mig_mode else self.real.NVML_DEVICE_MIG_DISABLE
+        return [mode, mode]
+
+    def nvmlDeviceIsMigDeviceHandle(self, device):
         self._gpu(device)
-        return [self.real.NVML_DEVICE_MIG_DISABLE, self.real.NVML_DEVICE_MIG_DISABLE]
+        return self._mig(device) is not None
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device):
+        spec = self._not_on_mig(device)
+        return MAX_MIG_DEVICES if spec.mig_mode else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device, index):
+        spec = self._not_on_mig(device)
+        if not spec.mig_mode:
+            self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+        if not isinstance(index, int) or not 0 <= index < MAX_MIG_DEVICES:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        if index >= len(spec.mig):
+            self.fail(self.real.NVML_ERROR_NOT_FOUND)
+        return self.mig_handles[(spec.index, index)]
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, migDevice):
+        mig = self._mig(migDevice)
+        if mig is None:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return self.handles[self._gpu(migDevice)[0].index]
+
+    def nvmlDeviceGetGpuInstanceId(self, device):
+        mig = self._mig(device)
+        self._gpu(device)
+        if mig is None:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return mig.gpu_instance_id
+
+    def nvmlDeviceGetComputeInstanceId(self, device):
+        mig = self._mig(device)
+        self._gpu(device)
+        if mig is None:
+            self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return mig.compute_instance_id
 
     def nvmlDeviceGetPerformanceState(self, handle):
         return int(self._value(handle, "pstate"))
@@ -256,16 +320,16 @@ class Simulator:
         return self._gpu(handle)[0].static["pcie_generation"]
 
     def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
-        return self._gpu(handle)[0].static["pcie_generation"]
+        return self._gpu(handle)[0].static["pcie_generation_max"]
 
     def nvmlDeviceGetGpuMaxPcieLinkGeneration(self, handle):
-        return self._gpu(handle)[0].static["pcie_generation"]
+        return self._gpu(handle)[0].static["pcie_generation_max"]
 
     def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
         return self._gpu(handle)[0].static["pcie_width"]
 
     def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
-        return self._gpu(handle)[0].static["pcie_width"]
+        return self._gpu(handle)[0].static["pcie_width_max"]
 
     def nvmlDeviceGetNvLinkState(self, device, link):
         spec, _ = self._gpu(device)
@@ -273,7 +337,27 @@ class Simulator:
             self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
         if link >= spec.static["nvlink_links"]:
             self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
-        return self.real.NVML_FEATURE_ENABLED
+        down = link in spec.static["nvlink_down"]
+        return self.real.NVML_FEATURE_DISABLED if down else self.real.NVML_FEATURE_ENABLED
+
+    def nvmlDeviceGetFieldValues(self, handle, fieldIds):
+        """Only the recovery-action field is simulated; every other field comes back NOT_SUPPORTED in its slot."""
+        spec, t = self._gpu(handle)
+        r = self.real
+        values = (r.c_nvmlFieldValue_t * len(fieldIds))()
+        for i, field_id in enumerate(fieldIds):
+            try:
+                values[i].fieldId, values[i].scopeId = field_id
+            except TypeError:
+                values[i].fieldId = field_id
+            values[i].timestamp = int(time.time() * 1e6)
+            if values[i].fieldId == getattr(r, "NVML_FI_DEV_GET_GPU_RECOVERY_ACTION", -1):
+                values[i].valueType = r.NVML_VALUE_TYPE_UNSIGNED_INT
+                values[i].value.uiVal = int(spec.value("recovery_action", t))
+                values[i].nvmlReturn = r.NVML_SUCCESS
+            else:
+                values[i].nvmlReturn = r.NVML_ERROR_NOT_SUPPORTED
+        return values
 
     def nvmlDeviceGetFanSpeed(self, handle):
         self._gpu(handle)  # the simulated boards are passively cooled, as SXM modules are: no fan to read
@@ -282,8 +366,9 @@ class Simulator:
     # ---- memory, utilization, temperature, power, clocks -----------------------------------------------------
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
         spec, t = self._gpu(handle)
-        total = spec.static["memory_total_mib"] * 2**20
-        used = int(round(spec.value("memory_used_mib", t))) * 2**20
+        mig = self._mig(handle)
+        total = (mig.memory_total_mib if mig else spec.static["memory_total_mib"]) * 2**20
+        used = int(round(mig.memory_used.at(t) if mig else spec.value("memory_used_mib", t))) * 2**20
         if version:
             memory = self.real.c_nvmlMemory_v2_t()
             memory.version, memory.reserved = version, 0
@@ -331,7 +416,7 @@ class Simulator:
         return self.nvmlDeviceGetEnforcedPowerLimit(handle)
 
     def nvmlDeviceGetPowerManagementDefaultLimit(self, handle):
-        return self.nvmlDeviceGetEnforcedPowerLimit(handle)
+        return int(self._gpu(handle)[0].static["power_default_limit_w"] * 1000)
 
     def _clock(self, handle, type, current: bool):
         spec, t = self._gpu(handle)

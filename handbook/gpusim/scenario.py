@@ -19,6 +19,10 @@ A scenario is a TOML file in handbook/gpusim/scenarios/ (or any path ending in .
 A value is a constant or a list of [seconds, value] keyframes. Continuous quantities (temperatures, clocks,
 utilizations, power, memory) interpolate linearly; counters, flags and clock event reasons hold their last
 keyframe (a step). `xid = [[seconds, code], ...]` lists Xid events; `processes` lists compute processes.
+A GPU may run in MIG mode with declared instances (`mig_mode = true` and `[[gpus.mig]]` tables with a profile
+such as "1g.18gb"): see "MIG" below and scenarios/mig-*.toml.
+A value may also be `{recording = "section/page/NN_name", key = "file.json/key"}`: a figure recorded on a real
+GPU, read at load time (from_recordings.py).
 Every mistake is reported as one line naming the file and what to fix.
 """
 import bisect
@@ -27,6 +31,8 @@ import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import from_recordings
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -67,6 +73,7 @@ TIMELINES = {
     "row_remap_pending": ("step", 0, 1),
     "row_remap_failure": ("step", 0, 1),
     "pstate": ("step", 0, 15),
+    "recovery_action": ("step", 0, 7),  # NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: nvmlGpuRecoveryAction_t
 }
 STATIC = {  # name -> (python type(s), default); None default = required
     "model": (str, None),
@@ -84,12 +91,90 @@ STATIC = {  # name -> (python type(s), default); None default = required
     "pcie_generation": (int, 5),
     "pcie_width": (int, 16),
     "nvlink_links": (int, 0),
+    "pcie_generation_max": (int, -1),  # -1: the same as pcie_generation (a link trained at its best)
+    "pcie_width_max": (int, -1),       # -1: the same as pcie_width
+    "nvlink_down": (list, []),         # link indices nvmlDeviceGetNvLinkState reports disabled
+    "power_default_limit_w": ((int, float), -1),  # -1: the same as power_limit_w (nobody lowered it)
 }
 LISTS = {"xid", "processes"}
-GPU_KEYS = set(TIMELINES) | set(STATIC) | LISTS | {"copies"}
+GPU_KEYS = set(TIMELINES) | set(STATIC) | LISTS | {"copies"} | {"mig_mode", "mig"}
+
+# ---- MIG ------------------------------------------------------------------------------------------------
+# A GPU table may turn MIG mode on and declare its MIG instances (GPU instance + one compute instance each):
+#
+#     [[gpus]]
+#     model = "NVIDIA H200"
+#     memory_total_mib = 143771
+#     mig_mode = true                 # nvmlDeviceGetMigMode -> [ENABLE, ENABLE]; without instances CUDA sees none
+#     [[gpus.mig]]                    # one table per instance, in slot order (nvmlDeviceGetMigDeviceHandleByIndex)
+#     profile = "3g.71gb"             # a profile name of MIG_PROFILES below
+#     [[gpus.mig]]
+#     profile = "1g.18gb"
+#     memory_used_mib = 2048          # optional, a constant or [[seconds, MiB], ...] keyframes like memory_used_mib
+#     memory_total_mib = 16384        # optional: the instance's own memory (default: its 1/8 slices of the card)
+#
+# Every instance gets a UUID "MIG-<uuid>", GPU instance id and compute instance id (nvmlDeviceGetGpuInstanceId,
+# nvmlDeviceGetComputeInstanceId), and its own memory (nvmlDeviceGetMemoryInfo on the MIG handle); the parent
+# answers nvmlDeviceGetMaxMigDeviceCount = 7. See handbook/gpusim/scenarios/mig-*.toml.
+# Profiles: "Ng.XXgb" = N compute slices of 7 and a share of the 8 memory slices; names as in NVIDIA's MIG user
+# guide, "Supported MIG Profiles" (https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-mig-profiles.html):
+# H200 141GB, H100 80GB and A100 80GB. profile -> (compute slices of 7, memory slices of 8).
+MIG_PROFILES = {
+    "1g.18gb": (1, 1), "1g.35gb": (1, 2), "2g.35gb": (2, 2), "3g.71gb": (3, 4), "4g.71gb": (4, 4), "7g.141gb": (7, 8),
+    "1g.10gb": (1, 1), "1g.20gb": (1, 2), "2g.20gb": (2, 2), "3g.40gb": (3, 4), "4g.40gb": (4, 4), "7g.80gb": (7, 8),
+}
+MIG_KEYS = {"profile", "memory_total_mib", "memory_used_mib"}
+MAX_MIG_DEVICES = 7
+
+
+@dataclass(frozen=True)
+class MigSpec:
+    """One MIG instance of a simulated GPU."""
+
+    slot: int
+    profile: str
+    memory_total_mib: int
+    memory_used: "Timeline"
+    gpu_instance_id: int
+    compute_instance_id: int
+    uuid: str
+
+
+def mig_specs(raw: dict, scenario: str, gpu_index: int, label: str, fail) -> tuple:
+    mode, tables = raw.get("mig_mode", False), raw.get("mig", [])
+    if not isinstance(mode, bool):
+        fail(f"{label}: mig_mode must be true or false")
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        fail(f"{label}: declare MIG instances as [[gpus.mig]] tables with profile = \"1g.18gb\" (see scenario.py)")
+    if tables and not mode:
+        fail(f"{label}: [[gpus.mig]] instances need mig_mode = true on the GPU")
+    if len(tables) > MAX_MIG_DEVICES:
+        fail(f"{label}: at most {MAX_MIG_DEVICES} MIG instances per GPU")
+    specs, compute, memory = [], 0, 0
+    for slot, table in enumerate(tables):
+        where = f"{label} mig #{slot + 1}"
+        unknown = set(table) - MIG_KEYS
+        if unknown:
+            fail(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(MIG_KEYS))})")
+        profile = table.get("profile")
+        if profile not in MIG_PROFILES:
+            fail(f"{where}: profile {profile!r} is not a MIG profile (known: {', '.join(MIG_PROFILES)})")
+        slices, mem_slices = MIG_PROFILES[profile]
+        compute, memory = compute + slices, memory + mem_slices
+        if compute > 7 or memory > 8:
+            fail(f"{where}: the instances need more than the GPU's 7 compute / 8 memory slices")
+        total = table.get("memory_total_mib", raw["memory_total_mib"] * mem_slices // 8)
+        if isinstance(total, bool) or not isinstance(total, int) or not 0 < total <= raw["memory_total_mib"]:
+            fail(f"{where}: memory_total_mib must be a whole number of MiB within the GPU's memory_total_mib")
+        used = timeline(table.get("memory_used_mib", 0), False, 0, total, f"{where}: memory_used_mib", fail)
+        name = f"handbook-gpusim/{scenario}/{gpu_index}/mig/{slot}"
+        specs.append(MigSpec(slot, profile, total, used, gpu_instance_id=slot + 1, compute_instance_id=0,
+                             uuid="MIG-" + str(uuid.uuid5(uuid.NAMESPACE_URL, name))))
+    return tuple(specs)
 TIMELINE_DEFAULTS = {name: 0 for name in TIMELINES}
 SYSTEM_KEYS = {"driver_version": str, "cuda_driver_version": int, "init_error": str}
-PROCESS_KEYS = {"pid": int, "name": str, "used_mib": (int, float), "start_s": (int, float), "end_s": (int, float)}
+PROCESS_KEYS = {"pid": int, "name": str, "used_mib": (int, float), "start_s": (int, float), "end_s": (int, float),
+                "alive": bool}  # alive = false: the driver still lists the PID, the OS has no such process
 
 
 class ScenarioError(ValueError):
@@ -144,6 +229,7 @@ class Process:
     used_mib: float
     start_s: float = 0.0
     end_s: float = math.inf
+    alive: bool = True
 
 
 @dataclass(frozen=True)
@@ -154,6 +240,8 @@ class GpuSpec:
     xid: tuple  # ((seconds, code), ...) sorted
     processes: tuple
     uuid: str
+    mig: tuple = ()  # MigSpec of each MIG instance (see MIG above)
+    mig_mode: bool = False
 
     def value(self, name: str, t: float) -> float:
         return self.timelines[name].at(t)
@@ -215,6 +303,10 @@ def load(name: str) -> Scenario:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{where}: not valid TOML: {err}") from None
+    try:  # values written {recording = ..., key = ...} come from a real GPU's recording (from_recordings.py)
+        data = from_recordings.resolve(data, where)
+    except from_recordings.RecordedValueError as err:
+        raise ScenarioError(str(err)) from None
     return parse(data, path, where)
 
 
@@ -282,6 +374,12 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
     if len(cc) != 2 or not all(isinstance(x, int) for x in cc):
         fail(f"{label}: compute_capability must be [major, minor], e.g. [9, 0]")
     static["compute_capability"] = tuple(cc)
+    for key, base in (("pcie_generation_max", "pcie_generation"), ("pcie_width_max", "pcie_width"),
+                      ("power_default_limit_w", "power_limit_w")):
+        if static[key] == -1:
+            static[key] = static[base]
+    if not all(isinstance(n, int) and 0 <= n < static["nvlink_links"] for n in static["nvlink_down"]):
+        fail(f"{label}: nvlink_down lists link indices below nvlink_links ({static['nvlink_links']}), e.g. [3]")
     timelines = {}
     for key, (kind, low, high) in TIMELINES.items():
         timelines[key] = timeline(raw.get(key, TIMELINE_DEFAULTS[key]), kind == "step", low, high,
@@ -304,7 +402,7 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
             if not isinstance(value, PROCESS_KEYS[key]):
                 fail(f"{label}: process {key} = {value!r} has the wrong type")
         processes.append(Process(p["pid"], p.get("name", f"process-{p['pid']}"), p["used_mib"],
-                                 p.get("start_s", 0.0), p.get("end_s", math.inf)))
+                                 p.get("start_s", 0.0), p.get("end_s", math.inf), p.get("alive", True)))
     return GpuSpec(
         index=index,
         static=static,
@@ -312,6 +410,8 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
         xid=tuple(sorted((float(t), code) for t, code in xid)),
         processes=tuple(processes),
         uuid="GPU-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"handbook-gpusim/{scenario}/{index}")),
+        mig=mig_specs({**raw, "memory_total_mib": static["memory_total_mib"]}, scenario, index, label, fail),
+        mig_mode=bool(raw.get("mig_mode", False)),
     )
 
 

@@ -13,11 +13,13 @@ import pynvml
 import torch
 
 DEVICE = re.compile(r"^(GPU\d+|NIC\d+|mlx\S+)$")
+# ANSI control sequences (ESC [ parameters final-byte): recent drivers underline the header row with ESC[4m ... ESC[0m.
+ANSI_CSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def parse_topo_matrix(text):
     """{(row, column): link} for the GPU rows of `nvidia-smi topo -m` output (columns: GPUs and NICs)."""
-    rows = [line.split() for line in text.splitlines() if line.strip()]
+    rows = [line.split() for line in ANSI_CSI.sub("", text).splitlines() if line.strip()]
     start = next((i for i, words in enumerate(rows) if words[0] == "GPU0"), None)
     if start is None:
         raise ValueError("no GPU0 column header in the nvidia-smi topo -m output")

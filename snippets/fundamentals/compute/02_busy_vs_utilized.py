@@ -1,7 +1,8 @@
-"""'GPU utilization' (NVML) versus SM activity (Hopper GPM metrics) for two workloads.
+"""'GPU utilization' (NVML) versus SM activity (Hopper GPM metrics) for three workloads.
 
-NVML utilization is the share of time at least one kernel was running. GPM SM activity is the share of
-SMs (and time) that had work. A stream of tiny kernels keeps the first high and the second near zero.
+NVML utilization is the share of time at least one kernel was running. GPM SM activity is the share of SMs
+(and time) that had work. One single-thread kernel spinning on one SM reads as a fully utilized GPU while its SM
+activity cannot exceed 1/(number of SMs); a stream of tiny kernels shows what launch overhead does to both.
 """
 import json
 import os
@@ -55,17 +56,36 @@ def sample_while(handle, workload, seconds: float) -> dict:
     return {key: sum(r[key] for r in steady) / len(steady) for key in steady[0]}
 
 
+def cycles_for(seconds: float) -> int:
+    """Clock cycles that torch.cuda._sleep spins for `seconds` on this GPU, measured (the clock varies by card)."""
+    probe = 10_000_000
+    torch.cuda._sleep(probe)  # warm-up
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(probe)
+    end.record()
+    end.synchronize()
+    return int(probe * seconds / (start.elapsed_time(end) / 1e3))
+
+
 def main():
     pynvml.nvmlInit()
     handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
     if not pynvml.nvmlGpmQueryDeviceSupport(handle).isSupportedDevice:
         raise SystemExit(f"{pynvml.nvmlDeviceGetName(handle)} has no GPM metrics (Hopper or newer needed)")
+    sm_count = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
     a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     tiny = torch.zeros(64, device="cuda")
+    spin_cycles = cycles_for(0.05)
 
     def big_matmuls():
         for _ in range(20):
             torch.matmul(a, b)
+        torch.cuda.synchronize()
+
+    def one_block():
+        for _ in range(10):  # queued back to back: a spinning kernel is resident for the whole second
+            torch.cuda._sleep(spin_cycles)  # PyTorch's spin kernel: 1 block of 1 thread, busy for N clock cycles
         torch.cuda.synchronize()
 
     def tiny_kernels():
@@ -74,12 +94,20 @@ def main():
         torch.cuda.synchronize()
 
     results = {"busy bf16 matmul": sample_while(handle, big_matmuls, 6),
+               "single-block spin kernel": sample_while(handle, one_block, 6),
                "stream of tiny kernels": sample_while(handle, tiny_kernels, 6)}
-    print(f"{pynvml.nvmlDeviceGetName(handle)}, means over 1-second samples")
-    print(f"{'workload':24} {'NVML util %':>12} {'SM activity %':>14} {'occupancy %':>12} {'tensor %':>9}")
+    one_sm_pct = 100 / sm_count  # SM activity of a GPU where exactly one SM works all the time
+    spin = results["single-block spin kernel"]
+    print(f"{pynvml.nvmlDeviceGetName(handle)} ({sm_count} SMs), means over 1-second samples")
+    print(f"{'workload':26} {'NVML util %':>12} {'SM activity %':>14} {'occupancy %':>12} {'tensor %':>9}")
     for workload, r in results.items():
-        print(f"{workload:24} {r['nvml_utilization']:12.1f} {r['sm_activity']:14.2f} {r['sm_occupancy']:12.2f}"
+        print(f"{workload:26} {r['nvml_utilization']:12.1f} {r['sm_activity']:14.2f} {r['sm_occupancy']:12.3f}"
               f" {r['tensor_activity']:9.2f}")
+    print(f"one block on one SM of {sm_count}: SM activity can reach at most 100/{sm_count} = {one_sm_pct:.2f} %;"
+          f" measured {spin['sm_activity']:.2f} % ({spin['sm_activity'] / one_sm_pct:.0%} of that bound)")
+    results["device"] = {"name": pynvml.nvmlDeviceGetName(handle), "sm_count": sm_count,
+                         "one_sm_activity_pct": one_sm_pct,
+                         "spin_sm_activity_vs_one_sm": spin["sm_activity"] / one_sm_pct}
     with open("busy_vs_utilized.json", "w") as f:
         json.dump(results, f, indent=1)
     pynvml.nvmlShutdown()

@@ -92,10 +92,17 @@ def check_toolkit(driver_cuda: str | None):
                                           "PyTorch wheels bring their own CUDA libraries)")
         return
     toolkit = match[1]
-    newer = driver_cuda and tuple(map(int, toolkit.split("."))) > tuple(map(int, driver_cuda.split(".")))
-    report("WARN" if newer else "OK", "CUDA toolkit",
-           f"nvcc {toolkit}" + (f": newer than the driver supports ({driver_cuda}); programs built with it "
-                                "fail with 'CUDA driver version is insufficient'" if newer else ""))
+    tk, drv = tuple(map(int, toolkit.split("."))), tuple(map(int, (driver_cuda or "0.0").split(".")))
+    # A driver that reports CUDA X.y is at or above major X's floor, so every X.z toolkit runs on it (minor-version
+    # compatibility, with a limited feature set); only a newer major needs a newer driver (or cuda-compat).
+    if driver_cuda and tk[0] > drv[0]:
+        report("WARN", "CUDA toolkit", f"nvcc {toolkit}: a newer major version than the driver supports "
+               f"({driver_cuda}); programs built with it fail with 'CUDA driver version is insufficient'")
+    elif driver_cuda and tk > drv:
+        report("OK", "CUDA toolkit", f"nvcc {toolkit}: newer than the driver's {driver_cuda}, same major: runs "
+               "through minor-version compatibility, but its PTX cannot be JIT-compiled by this driver")
+    else:
+        report("OK", "CUDA toolkit", f"nvcc {toolkit}")
 
 
 def check_containers():

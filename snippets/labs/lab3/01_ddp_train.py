@@ -4,10 +4,14 @@
     torchrun --standalone --nproc-per-node 2 01_ddp_train.py --device cpu   # gloo on CPU
 
 Each --per-rank-batch value is a phase: warm-up steps, then timed steps with the gradient all-reduce,
-then the same steps under no_sync() (no all-reduce) to measure the compute-only step time.
+then the same steps under no_sync() (no all-reduce) to measure the compute-only step time, on all ranks at once
+and then on each rank alone while the others wait (what running N GPUs at the same time costs, without any
+communication). On a GPU each timed loop also reads the SM clock, power, temperature and clock event reasons
+through NVML halfway through (nvidia-ml-py; skipped without it).
 Every rank reports its samples/s; rank 0 prints them and writes the phases to --out as JSON.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -52,25 +56,61 @@ def build_model(hidden, layers):
     return nn.Sequential(*blocks, nn.Linear(hidden, 10))
 
 
-def timed_steps(model, optimizer, x, y, steps, device, sync_grads):
-    """Seconds per training step; sync_grads=False skips DDP's all-reduce (compute only)."""
+# Bits of NVML's clock event reasons (why the SM clock is below its maximum), by the names nvml.h gives them.
+CLOCK_EVENT_REASONS = {"gpu_idle": 0x1, "applications_clocks_setting": 0x2, "sw_power_cap": 0x4, "hw_slowdown": 0x8,
+                       "sync_boost": 0x10, "sw_thermal_slowdown": 0x20, "hw_thermal_slowdown": 0x40,
+                       "hw_power_brake_slowdown": 0x80}
+
+
+def nvml_handle(device):
+    """This rank's GPU in NVML (matched by UUID, whatever CUDA_VISIBLE_DEVICES says), or None on CPU/without NVML."""
+    if device.type != "cuda":
+        return None
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{torch.cuda.get_device_properties(device).uuid}")
+    except Exception:  # NVML missing or too old: the timings stand without telemetry
+        return None
+
+
+def gpu_telemetry(handle):
+    """SM clock (MHz), power (W), temperature (C) and active clock event reasons of a GPU, now."""
+    if handle is None:
+        return None
+    import pynvml
+    try:
+        reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons",
+                          getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))(handle)
+        return {"sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+                "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000,
+                "temperature_c": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+                "clock_event_reasons": [name for name, bit in CLOCK_EVENT_REASONS.items() if reasons & bit]}
+    except Exception:
+        return None
+
+
+def timed_steps(model, optimizer, x, y, steps, device, sync_grads, nvml=None):
+    """Seconds per training step, last loss, and GPU telemetry read halfway; sync_grads=False skips the all-reduce."""
     loss_fn = nn.CrossEntropyLoss()
+    telemetry = None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
+        if step == steps // 2:  # the GPU is busy with queued steps: a reading under load, sub-millisecond
+            telemetry = gpu_telemetry(nvml)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = loss_fn(model(x), y)
-        if sync_grads:
+        # no_sync() must hold the forward pass too: DDP arms its gradient all-reduce in forward, so a forward
+        # outside it still all-reduces in backward (PyTorch's DistributedDataParallel.no_sync documentation).
+        with contextlib.nullcontext() if sync_grads else model.no_sync():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = loss_fn(model(x), y)
             loss.backward()
-        else:
-            with model.no_sync():
-                loss.backward()
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / steps, loss.item()
+    return (time.perf_counter() - start) / steps, loss.item(), telemetry
 
 
 def checksum(model):
@@ -108,6 +148,7 @@ def main(argv=None):
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     n_params = sum(p.numel() for p in model.parameters())
     generator = torch.Generator(device=device).manual_seed(1000 + rank)  # each rank sees different data
+    nvml = nvml_handle(device)
 
     phases = []
     for batch in batches:
@@ -115,15 +156,27 @@ def main(argv=None):
         y = torch.randint(0, 10, (batch,), device=device, generator=generator)
         if warmup:
             timed_steps(model, optimizer, x, y, warmup, device, sync_grads=True)
-        step_s, loss = timed_steps(model, optimizer, x, y, steps, device, sync_grads=True)
+        step_s, loss, gpu_sync = timed_steps(model, optimizer, x, y, steps, device, True, nvml)
         in_sync_sum = checksum(model)
-        compute_s, _ = timed_steps(model, optimizer, x, y, steps, device, sync_grads=False)
+        compute_s, _, gpu_compute = timed_steps(model, optimizer, x, y, steps, device, False, nvml)
+        drifted_sum = checksum(model)  # different data per rank and no all-reduce: the replicas must now differ
+        # The same compute-only steps on each rank alone, the others waiting at a barrier: compared with
+        # compute_s, what running all ranks at once costs each of them (no collective runs in these loops).
+        solo_s, gpu_solo = compute_s, gpu_compute
+        if world > 1:
+            for turn in range(world):
+                dist.barrier()
+                if rank == turn:
+                    solo_s, _, gpu_solo = timed_steps(model, optimizer, x, y, steps, device, False, nvml)
+            dist.barrier()
         # no_sync() steps let the replicas drift apart: put rank 0's weights back before the next phase.
         for p in model.parameters():
             dist.broadcast(p.data, src=0)
-        mine = {"rank": rank, "step_s": step_s, "compute_only_step_s": compute_s,
+        mine = {"rank": rank, "step_s": step_s, "compute_only_step_s": compute_s, "solo_compute_step_s": solo_s,
                 "samples_per_s": batch / step_s, "loss": loss, "checksum": in_sync_sum,
-                "device_name": torch.cuda.get_device_name(device) if use_cuda else "cpu"}
+                "checksum_after_compute_only": drifted_sum,
+                "device_name": torch.cuda.get_device_name(device) if use_cuda else "cpu",
+                "gpu": {"sync": gpu_sync, "compute": gpu_compute, "solo": gpu_solo}}
         ranks = [None] * world
         dist.all_gather_object(ranks, mine)
         slowest = max(r["step_s"] for r in ranks)
@@ -133,8 +186,13 @@ def main(argv=None):
             "steps": steps,
             "step_s": slowest,
             "compute_only_step_s": max(r["compute_only_step_s"] for r in ranks),
+            "compute_only_mean_step_s": sum(r["compute_only_step_s"] for r in ranks) / world,
+            "solo_compute_step_s": max(r["solo_compute_step_s"] for r in ranks),
             "samples_per_s_total": batch * world / slowest,  # the slowest rank sets the pace
             "replicas_in_sync": len({r["checksum"] for r in ranks}) == 1,
+            # proof that the compute-only steps did not all-reduce: on 1 worker there is nothing to prove
+            "compute_only_without_communication": world == 1
+            or len({r["checksum_after_compute_only"] for r in ranks}) == world,
             "ranks": ranks,
         })
 
@@ -142,6 +200,7 @@ def main(argv=None):
         result = {"world_size": world, "backend": backend, "device": device.type,
                   "torch": torch.__version__, "parameters": n_params, "hidden": hidden, "layers": layers,
                   "gradient_bytes_per_step": n_params * 4, "bucket_cap_mb": args.bucket_cap_mb,
+                  "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                   "phases": phases}
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
@@ -152,6 +211,13 @@ def main(argv=None):
                   f"total {ph['samples_per_s_total']:,.0f} samples/s; step {ph['step_s'] * 1e3:.2f} ms "
                   f"(compute only {ph['compute_only_step_s'] * 1e3:.2f} ms); "
                   f"replicas in sync: {ph['replicas_in_sync']}")
+            clocks = {kind: [r["gpu"][kind]["sm_clock_mhz"] for r in ph["ranks"] if r["gpu"][kind]]
+                      for kind in ("compute", "solo")}
+            print(f"  compute only per rank {min(r['compute_only_step_s'] for r in ph['ranks']) * 1e3:.2f}-"
+                  f"{max(r['compute_only_step_s'] for r in ph['ranks']) * 1e3:.2f} ms; each rank alone "
+                  f"{ph['solo_compute_step_s'] * 1e3:.2f} ms"
+                  + (f"; SM clock {'/'.join(map(str, clocks['compute']))} MHz all at once, "
+                     f"{'/'.join(map(str, clocks['solo']))} MHz alone" if clocks["compute"] else ""))
         print(f"wrote {args.out}")
     dist.barrier()  # let rank 0 finish writing before anyone tears the group down
     dist.destroy_process_group()

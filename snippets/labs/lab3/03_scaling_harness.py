@@ -93,6 +93,33 @@ def train(n, batches, device, args):
     return json.loads(out.read_text())
 
 
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def clock(phase, kind):
+    """Mean SM clock (MHz) over the ranks of a phase in one kind of loop (sync, compute, solo); None without NVML."""
+    return mean([(r.get("gpu") or {}).get(kind) and r["gpu"][kind]["sm_clock_mhz"] for r in phase.get("ranks", [])])
+
+
+def gap(b, weak):
+    """Where weak-scaling efficiency goes: the compute-only step of N workers against 1 worker's, how much the ranks
+    differ, and each rank's compute-only step when it runs alone (what running all ranks at once costs)."""
+    computes = [r["compute_only_step_s"] for r in weak.get("ranks", [])]
+    solo = weak.get("solo_compute_step_s")
+    return {
+        "compute_only_step_s": weak["compute_only_step_s"], "baseline_compute_only_step_s": b["compute_only_step_s"],
+        # the weak efficiency that would remain if communication cost nothing at all
+        "compute_efficiency": b["compute_only_step_s"] / weak["compute_only_step_s"],
+        "rank_spread": (max(computes) - min(computes)) / mean(computes) if computes else None,
+        "solo_compute_step_s": solo,
+        "concurrency_slowdown": weak["compute_only_step_s"] / solo if solo else None,
+        "sm_clock_mhz": {"baseline": clock(b, "compute"), "all_at_once": clock(weak, "compute"),
+                         "alone": clock(weak, "solo")},
+    }
+
+
 def analyse(base, runs):
     """Efficiencies per N from the 1-worker result and {N: N-worker result}; pure, for tests too."""
     b = base["phases"][0]
@@ -103,7 +130,8 @@ def analyse(base, runs):
             "workers": n,
             "weak": {"per_worker_batch": weak["per_rank_batch"], "samples_per_s": weak["samples_per_s_total"],
                      "efficiency": weak_efficiency(b["samples_per_s_total"], weak["samples_per_s_total"], n),
-                     "comm_share": comm_share(weak["step_s"], weak["compute_only_step_s"])},
+                     "comm_share": comm_share(weak["step_s"], weak["compute_only_step_s"]),
+                     "gap": gap(b, weak)},
             "strong": {"per_worker_batch": strong["per_rank_batch"], "step_s": strong["step_s"],
                        "samples_per_s": strong["samples_per_s_total"],
                        "speedup": speedup(b["step_s"], strong["step_s"]),
@@ -122,9 +150,27 @@ def criteria(base, runs, rows):
         and all(r["world_size"] == n for n, r in runs.items()),
         "every rank reported a throughput > 0": all(rk["samples_per_s"] > 0 for p in phases for rk in p["ranks"]),
         "model replicas identical on all ranks": all(p["replicas_in_sync"] for p in phases),
+        # compute-only steps that still all-reduced would leave the replicas identical and hide the communication
+        "compute-only steps did not communicate (replicas drifted apart)":
+            all(p.get("compute_only_without_communication", True) for p in phases),
         "losses finite": all(math.isfinite(rk["loss"]) for p in phases for rk in p["ranks"]),
         "efficiencies finite and > 0": all(math.isfinite(e) and e > 0 for e in effs),
     }
+
+
+def describe_gap(g):
+    """One line on the weak-scaling gap: compute alone vs 1 worker, rank spread, alone vs all at once, SM clocks."""
+    text = (f"compute-only step {g['compute_only_step_s'] * 1e3:.2f} ms vs {g['baseline_compute_only_step_s'] * 1e3:.2f} ms"
+            f" on 1 worker ({g['compute_efficiency']:.1%} of its speed)")
+    if g["rank_spread"] is not None:
+        text += f"; ranks within {g['rank_spread']:.3%} of each other"
+    if g["concurrency_slowdown"] is not None:
+        text += (f"; each rank alone {g['solo_compute_step_s'] * 1e3:.2f} ms, so all at once is"
+                 f" {g['concurrency_slowdown']:.3f}x alone")
+    c = g["sm_clock_mhz"]
+    if None not in c.values():
+        text += f"; SM clock {c['baseline']:.0f} MHz on 1 worker, {c['all_at_once']:.0f} all at once, {c['alone']:.0f} alone"
+    return text
 
 
 def write_reports(report):
@@ -163,6 +209,8 @@ def write_reports(report):
         lines.append(f"| {r['workers']} | {w['samples_per_s']:,.0f} | {w['efficiency']:.1%} | {w['comm_share']:.1%} "
                      f"| {s['step_s'] * 1e3:.2f} | {s['speedup']:.2f}x | {s['efficiency']:.1%} "
                      f"| {s['comm_share']:.1%} |")
+    lines += ["", "Where the weak-scaling gap goes (no_sync steps: no communication at all):", ""]
+    lines += [f"- {r['workers']} workers: {describe_gap(r['weak']['gap'])}" for r in rows]
     lines += ["", "![throughput and efficiency](scaling.png)", "", "Completion criteria:", ""]
     lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in report["criteria"].items()]
     Path("scaling_report.md").write_text("\n".join(lines) + "\n")
@@ -205,6 +253,9 @@ def main(argv=None):
     for r in rows:
         print(f"{r['workers']:>7} {r['weak']['samples_per_s']:>15,.0f} {r['weak']['efficiency']:>9.1%} "
               f"{r['strong']['speedup']:>14.2f}x {r['strong']['efficiency']:>11.1%} {r['weak']['comm_share']:>18.1%}")
+    print("where the weak-scaling gap goes (no_sync steps, no communication):")
+    for r in rows:
+        print(f"  {r['workers']} workers: {describe_gap(r['weak']['gap'])}")
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     print("wrote scaling_report.json, scaling_report.md, scaling.png")

@@ -1,0 +1,182 @@
+"""The CUDA compatibility checker (snippets/cuda/compatibility/01_compat_check.py) on simulator scenarios: its
+verdicts follow NVIDIA's compatibility rules (per-major driver floors, minor-version compatibility without PTX
+JIT, SASS per major, PTX for newer GPUs), and bad input gets one line and exit 2.
+
+Expected verdicts come from the rules, not from the checker's output: a CUDA 12.x runtime needs a >= 525 driver
+and 13.x a >= 580 one (CUDA Compatibility guide); sm_XY code runs on compute capability X.Z for Z >= Y; compute_XY
+PTX is JIT-compiled for newer GPUs, except by a driver older than the PTX's compiler."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKER = ROOT / "snippets/cuda/compatibility/01_compat_check.py"
+CU128 = "sm_70,sm_75,sm_80,sm_86,sm_90,sm_100,sm_120"
+CU130 = "sm_75,sm_80,sm_86,sm_90,sm_100,sm_120,compute_120"  # a declared wheel, as the page's example
+R535_H100 = """description = "H100 on an R535 driver (CUDA 12.2), written by checks/test_cuda_compat.py"
+[system]
+driver_version = "535.216.01"
+cuda_driver_version = 12020
+[[gpus]]
+model = "NVIDIA H100 80GB HBM3"
+memory_total_mib = 81559
+compute_capability = [9, 0]
+power_limit_w = 700
+sm_clock_max_mhz = 1980
+mem_clock_max_mhz = 2619
+temperature_slowdown_c = 87
+temperature_shutdown_c = 92
+"""
+
+
+def check(tmp_path: Path, scenario: str, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """Run the checker under the simulator in tmp_path; (process, compat_check.json or None)."""
+    done = subprocess.run([sys.executable, "-m", "handbook.gpusim", "run", scenario, "--", sys.executable,
+                           str(CHECKER), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    out = tmp_path / "compat_check.json"
+    return done, json.loads(out.read_text()) if out.exists() else None
+
+
+@pytest.fixture
+def r535(tmp_path) -> str:
+    path = tmp_path / "r535-h100.toml"
+    path.write_text(R535_H100)
+    return str(path)
+
+
+def test_driver_too_old_for_a_cuda12_wheel(tmp_path):
+    done, result = check(tmp_path, "driver-too-old", "--wheel-cuda", "12.8", "--wheel-arches", CU128, "--strict")
+    assert done.returncode == 1, done.stdout + done.stderr
+    wheel = result["wheels"][0]
+    assert not wheel["works"] and wheel["mode"] == "insufficient driver"
+    assert "CUDA driver version is insufficient" in wheel["problems"][0]
+    assert any(">= 525" in c for c in wheel["changes"])  # the CUDA 12.x floor
+    assert any("cuda-compat-12-8" in c for c in wheel["changes"])
+    assert "DOES NOT WORK" in done.stdout
+
+
+def test_a_13x_wheel_needs_580_even_on_a_12x_driver(tmp_path, r535):
+    done, result = check(tmp_path, r535, "--wheel-cuda", "13.0", "--wheel-arches", CU130, "--strict")
+    assert done.returncode == 1
+    assert result["mode"] == "insufficient driver"
+    assert any(">= 580" in c for c in result["wheels"][0]["changes"])
+
+
+def test_minor_version_compatibility_runs_a_newer_12x_wheel(tmp_path, r535):
+    done, result = check(tmp_path, r535, "--wheel-cuda", "12.8", "--wheel-arches", CU128, "--strict")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result["works"] and result["mode"] == "minor-version compatibility"
+    assert any("PTX" in note for note in result["wheels"][0]["notes"])
+
+
+def test_minor_version_compatibility_cannot_jit_newer_ptx(tmp_path, r535):
+    done, result = check(tmp_path, r535, "--wheel-cuda", "12.8", "--wheel-arches", "sm_80,compute_80", "--strict")
+    assert done.returncode == 1
+    assert "cudaErrorUnsupportedPtxVersion (222)" in result["wheels"][0]["problems"][0]
+
+
+def test_new_gpu_old_wheel_has_no_kernel_image(tmp_path):
+    done, result = check(tmp_path, "new-gpu-old-wheel", "--wheel", "cu126", "--strict")
+    assert done.returncode == 1
+    wheel = result["wheels"][0]
+    assert wheel["mode"] == "native"  # the driver is fine; the wheel lacks the architecture
+    assert "sm_120" in wheel["problems"][0] and "no kernel image is available" in wheel["problems"][0]
+    assert any("cu128" in c for c in wheel["changes"])
+
+
+def test_ptx_is_jit_compiled_for_a_newer_gpu_by_a_new_enough_driver(tmp_path):
+    done, result = check(tmp_path, "new-gpu-old-wheel", "--wheel-cuda", "12.8", "--wheel-arches",
+                         "sm_80,sm_90,compute_90", "--strict")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert any("JIT" in note and "compute_90" in note for note in result["wheels"][0]["notes"])
+
+
+def test_arch_specific_sass_runs_only_on_its_own_compute_capability(tmp_path):
+    done, result = check(tmp_path, "new-gpu-old-wheel", "--wheel-cuda", "12.8", "--wheel-arches",
+                         "sm_100a,sm_120a", "--strict")
+    assert done.returncode == 0 and result["works"]
+    done, result = check(tmp_path, "healthy-idle", "--wheel-cuda", "12.8", "--wheel-arches", "sm_80a", "--strict")
+    assert done.returncode == 1  # sm_80a is not sm_80: no native code for a 9.0 GPU
+
+
+def test_healthy_stack_works(tmp_path):
+    done, result = check(tmp_path, "healthy-idle", "--wheel-cuda", "13.0", "--wheel-arches", CU130, "--strict")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result["verdict"] == "works" and result["mode"] == "native"
+    assert result["driver_cuda"] == "13.0" and result["gpus"][0]["compute_capability"] == [9, 0]
+
+
+def test_without_a_cuda_torch_it_compares_pytorchs_wheels(tmp_path):
+    done, result = check(tmp_path, "new-gpu-old-wheel")
+    assert done.returncode == 0
+    verdicts = {w["wheel"]: w["works"] for w in result["wheels"]}
+    assert verdicts == {"PyTorch cu126": False, "PyTorch cu128": True}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--wheel-cuda", "12", "--wheel-arches", "sm_90"], "write MAJOR.MINOR"),
+    (["--wheel-cuda", "12.8", "--wheel-arches", "sm90"], "write sm_XY"),
+    (["--wheel-cuda", "12.8"], "declare both"),
+])
+def test_bad_arguments_get_one_line(tmp_path, args, message):
+    done, _ = check(tmp_path, "healthy-idle", *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_nvml_failure_is_one_line(tmp_path):
+    done, result = check(tmp_path, "driver-not-loaded", "--wheel", "cu128")
+    assert done.returncode == 2 and result is None
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "driver" in errors[0] and "Traceback" not in done.stderr
+
+
+# ---- Lab 1's environment check applies the same rule to nvcc (issue 11: a newer minor version is not a failure)
+VALIDATOR = ROOT / "snippets/labs/lab1/01_validate_environment.py"
+
+
+@pytest.mark.parametrize("nvcc, status, words", [
+    ("12.8", "OK", "minor-version compatibility"),   # same major as the driver's 12.2: runs (MVC)
+    ("13.0", "WARN", "newer major version"),          # a newer major needs a newer driver
+    ("12.2", "OK", "nvcc 12.2"),
+])
+def test_lab1_validator_judges_nvcc_by_major_version(tmp_path, r535, nvcc, status, words):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvcc").write_text(f"#!/bin/sh\necho 'Cuda compilation tools, release {nvcc}, V{nvcc}.0'\n")
+    (fake / "nvcc").chmod(0o755)
+    done = subprocess.run([sys.executable, "-m", "handbook.gpusim", "run", r535, "--", sys.executable,
+                           str(VALIDATOR)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": f"{fake}:/usr/bin:/bin"})
+    line = next(x for x in done.stdout.splitlines() if "CUDA toolkit" in x)
+    assert line.startswith(status) and words in line, line
+
+
+# ---- the default path: a CUDA build of torch declares the wheel itself ----------------------------------------
+FAKE_TORCH = '''
+"""A stand-in for a CUDA build of torch: what the checker reads, and nothing else."""
+import types
+__version__ = "2.11.0+cu130"
+version = types.SimpleNamespace(cuda="13.0")
+def _arch_list():
+    return []  # what torch.cuda.get_arch_list() answers when no GPU is usable (e.g. the driver is too old)
+cuda = types.SimpleNamespace(get_arch_list=_arch_list)
+_C = types.SimpleNamespace(_cuda_getArchFlags=lambda: "sm_75 sm_80 sm_86 sm_90 sm_100 sm_120 sm_999x compute_120")
+'''
+
+
+@pytest.mark.parametrize("scenario, works, mode", [("driver-too-old", False, "insufficient driver"),
+                                                   ("healthy-idle", True, "native")])
+def test_a_cuda_torch_is_checked_by_default(tmp_path, scenario, works, mode):
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch/__init__.py").write_text(FAKE_TORCH)
+    done = subprocess.run([sys.executable, "-m", "handbook.gpusim", "run", scenario, "--", sys.executable,
+                           str(CHECKER), "--strict"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    result = json.loads((tmp_path / "compat_check.json").read_text())
+    assert result["wheel"] == "installed torch 2.11.0+cu130" and result["wheel_cuda"] == "13.0"
+    assert "sm_999x" not in result["wheels"][0]["arches"]  # an arch form the checker cannot read is skipped
+    assert result["works"] is works and result["mode"] == mode and done.returncode == (0 if works else 1)

@@ -1,0 +1,55 @@
+"""The evidence bundle captures what an RMA needs, from the same scenario the checks read, and survives missing tools."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from troubleshooting_matrix import environment
+
+BUNDLE = Path(__file__).resolve().parent.parent / "snippets" / "troubleshooting" / "evidence" / "01_evidence_bundle.py"
+
+
+def bundle(spec, cwd, path_with_stand_ins=True):
+    env = environment(spec)
+    if not path_with_stand_ins:
+        env["PATH"] = os.pathsep.join(["/usr/bin", "/bin"])  # no nvidia-smi stand-in: as on a broken node
+    proc = subprocess.run([sys.executable, str(BUNDLE)], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    [archive] = Path(cwd).glob("gpu-evidence-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        return {Path(m.name).name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+
+
+def test_bundle_of_a_failed_remap_holds_the_rma_evidence(tmp_path):
+    files = bundle("ecc-errors@200", tmp_path)
+    assert re.search(r"Remapping Failure Occurred +: Yes", files["nvidia-smi-q.txt"])
+    assert "Xid (PCI:0000:18:00): 95" in files["dmesg.txt"] and "Xid (PCI:0000:18:00): 64" in files["dmesg.txt"]
+    gpu = json.loads(files["nvml.json"])["gpus"][0]
+    assert gpu["recovery_action"] == 4 and gpu["remapped_rows"][3] == 1 and gpu["serial"] == "simulated-0"
+    assert "Yes, Yes" in files["nvidia-smi-query.csv"].splitlines()[1]  # remap pending, remap failure
+    manifest = json.loads(files["MANIFEST.json"])
+    assert manifest["items"]["nvidia-smi-q.txt"]["exit"] == 0
+
+
+def test_bundle_keeps_the_health_report_run_beside_it(tmp_path):
+    (tmp_path / "gpu_health.json").write_text('{"exit": 2}', encoding="utf-8")
+    assert json.loads(bundle("healthy-idle", tmp_path)["gpu_health.json"]) == {"exit": 2}
+
+
+def test_bundle_records_a_lost_gpu_as_its_error(tmp_path):
+    files = bundle("8gpu-one-lost@25", tmp_path)
+    gpus = json.loads(files["nvml.json"])["gpus"]
+    assert len(gpus) == 8 and "GPU is lost" in gpus[3]["error"] and "error" not in gpus[2]
+    assert json.loads(files["MANIFEST.json"])["items"]["nvidia-smi-query.csv"]["exit"] == 15
+
+
+def test_missing_tools_are_recorded_not_fatal(tmp_path):
+    files = bundle("nvml-unknown-error", tmp_path, path_with_stand_ins=False)
+    manifest = json.loads(files["MANIFEST.json"])
+    assert manifest["items"]["nvidia-smi-q.txt"]["error"] == "nvidia-smi: not installed"
+    assert json.loads(files["nvml.json"]) == {"init_error": "Unknown Error"}
+    assert not list(tmp_path.glob("*.tmp")), "a partial archive was left behind"

@@ -1,0 +1,114 @@
+"""Build-time output of the CPU calculators (docs/capacity/): a marker in a page becomes what the program prints.
+
+    <!-- calculator: capacity/cost/01_cost_per_useful_hour.py --utilization 0.5 --json cost.json -->
+        the command, run now with these arguments in a scratch directory, its printed table in a console block,
+        and every `chart` object in the JSON files it wrote, drawn as SVG (handbook/charts.py)
+    <!-- price-table: capacity/cost/prices.toml -->
+        the price file as tables: each price with its source link and "as of" date, then the example inputs
+
+Calculators are deterministic and take well under a second, so the page always shows what the code it includes
+prints today: no output is typed or committed. A calculator that fails, or a price without a source or date,
+fails the build with docs/page.md:LINE.
+"""
+import base64
+import functools
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mkdocs.exceptions import PluginError
+
+from handbook import blocks, charts
+
+CALCULATOR = "<!-- calculator:"
+PRICE_TABLE = "<!-- price-table:"
+TIMEOUT_S = 60
+
+
+def expand(markdown: str, page: Path, snippet_dir: Path) -> str:
+    if CALCULATOR not in markdown and PRICE_TABLE not in markdown:
+        return markdown
+    out = []
+    for number, line in enumerate(markdown.split("\n"), start=1):
+        stripped = line.strip()
+        indent = line[:len(line) - len(line.lstrip())]
+        where = f"{blocks.rel(page)}:{number}"
+        if stripped.startswith(CALCULATOR) and stripped.endswith("-->"):
+            shown = calculator_markdown(stripped[len(CALCULATOR):-3].strip(), snippet_dir, where)
+        elif stripped.startswith(PRICE_TABLE) and stripped.endswith("-->"):
+            shown = price_tables(snippet_dir / stripped[len(PRICE_TABLE):-3].strip(), where)
+        else:
+            out.append(line)
+            continue
+        out += [indent + s if s else "" for s in shown]
+    return "\n".join(out)
+
+
+def calculator_markdown(spec: str, snippet_dir: Path, where: str) -> list[str]:
+    words = shlex.split(spec)
+    if not words:
+        raise PluginError(f"{where}: a calculator marker names a snippet path, then its arguments")
+    program = snippet_dir / words[0]
+    if not program.is_file():
+        raise PluginError(f"{where}: no calculator snippets/{words[0]}")
+    # An argument naming a file of the repository (a recording) is shown as written, relative to the repository
+    # root where a learner runs the command, and passed as an absolute path to the scratch-directory run.
+    root = snippet_dir.parent
+    args = tuple(str(root / w) if not w.startswith("-") and (root / w).is_file() else w for w in words[1:])
+    digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in (program, *args) if Path(f).is_file())).hexdigest()
+    returncode, stdout, stderr, written = run(str(program), args, digest)
+    if returncode != 0:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise PluginError(f"{where}: snippets/{words[0]} exited {returncode}: {last}")
+    command = shlex.join(["python", f"snippets/{words[0]}", *words[1:]])
+    lines = ['```console title="Run when this page was built"', f"$ {command}", *stdout.rstrip("\n").split("\n"), "```", ""]
+    for name in sorted(written):
+        try:
+            data = json.loads(written[name])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and "chart" in data:
+            try:
+                svg = charts.svg(data["chart"])
+            except charts.ChartError as err:
+                raise PluginError(f"{where}: {name} from snippets/{words[0]}: {err}") from None
+            uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+            lines += [f"![{data['chart']['title']}]({uri}){{ .recording-chart }}", ""]
+    return lines
+
+
+@functools.lru_cache(maxsize=64)
+def run(program: str, args: tuple[str, ...], digest: str) -> tuple[int, str, str, dict]:
+    """One run in a scratch directory; `digest` keys the cache, so an edited calculator or input file runs again."""
+    with tempfile.TemporaryDirectory(prefix="calculator-") as scratch:
+        try:
+            done = subprocess.run([sys.executable, program, *args], cwd=scratch, capture_output=True, text=True,
+                                  timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return 124, "", f"timed out after {TIMEOUT_S} s", {}
+        written = {p.name: p.read_text() for p in Path(scratch).glob("*.json")}
+        return done.returncode, done.stdout, done.stderr, written
+
+
+def price_tables(path: Path, where: str) -> list[str]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (FileNotFoundError, tomllib.TOMLDecodeError) as err:
+        raise PluginError(f"{where}: price file {path.name}: {err}") from None
+    lines = ["| Price | Value | Unit | Source | As of |", "|---|---|---|---|---|"]
+    for name, entry in data.get("prices", {}).items():
+        missing = [k for k in ("label", "value", "unit", "source", "as_of") if k not in entry]
+        if missing:
+            raise PluginError(f"{where}: {path.name} [prices.{name}] has no {missing[0]}: every price needs its source and date")
+        site = urlparse(entry["source"]).netloc.removeprefix("www.")
+        lines.append(f"| {entry['label']} | {entry['value']:g} | {entry['unit']} | [{site}]({entry['source']}) | {entry['as_of']} |")
+    lines += ["", "| Example input | Value | Unit | Why it is an example |", "|---|---|---|---|"]
+    for name, entry in data.get("assumptions", {}).items():
+        lines.append(f"| {entry['label']} (`--{name.replace('_', '-')}`) | {entry['value']:g} | {entry['unit']} | {entry['note']} |")
+    return lines + [""]

@@ -1,0 +1,398 @@
+"""Runs one block in a child process, so a block that ends its process, hangs or poisons CUDA fails alone.
+
+Three ways, chosen per block by the plugin:
+  serve  (CPU blocks) a block server forked once from the pytest worker runs block after block, as the worker
+         itself used to, so a block costs about what it did in-process (the author's loop stays fast); when a
+         block kills the server, the block fails and the next block gets a new server, forked afresh.
+  fork   (CPU blocks with fixture:NAME) the worker forks for the block, so the child inherits the fixture values.
+  fresh  a new interpreter (`python -m handbook.isolation SPEC`): nothing was imported or initialised before the
+         block, so no CUDA context, NCCL communicator or sticky CUDA error of an earlier block can reach it.
+Either way the child writes what the block printed (stdout and stderr, interleaved) to a file and its result
+to another; a child that dies without a result (os._exit, a signal, a CUDA or NCCL abort) is reported with its
+exit status or signal and the tail of its output. A block past its timeout is killed with its process group.
+"""
+import contextlib
+import gc
+import io
+import itertools
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class Code:
+    """What a block runs: its source (padded so line N is line N of `path`) and how it reports a failure."""
+
+    source: str
+    path: str  # the page or snippet the source's line numbers refer to
+    where: str  # docs/page.md:LINE
+    shown_path: str  # the same file as authors write it (docs/x.md, snippets/...)
+    runs_snippet: str = ""  # "snippets/..." when the block includes one
+    sim: str = ""  # gpusim scenario, or ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    failure: str  # "" when the block passed; else the full message, starting with `where`
+    output: str  # what the block printed
+    status: str  # "exit status 0", "killed by SIGSEGV", ...
+
+
+# ---- what the child does ------------------------------------------------------------------------------------
+
+def execute(code: Code, namespace: dict) -> str:
+    """Run the block as `__main__` in a scratch directory; the failure message, or "" when it passed."""
+    main = types.ModuleType("__main__")
+    main.__file__ = code.path
+    main.__dict__.update(namespace)
+    saved = sys.argv, os.getcwd(), sys.modules.get("__main__")
+    with tempfile.TemporaryDirectory(prefix="block-") as scratch:
+        os.chdir(scratch)
+        sys.argv = [code.path]
+        sys.modules["__main__"] = main
+        try:
+            compiled = compile(code.source, code.path, "exec", dont_inherit=True)
+            with _simulator(code.sim):
+                exec(compiled, main.__dict__)
+        except SystemExit as exit_:
+            if exit_.code not in (0, None):  # a program that ends with sys.exit(0) succeeded
+                return describe(code, exit_)
+        except BaseException as err:  # noqa: BLE001 - every way a block can fail is reported as that block
+            if type(err).__module__.startswith("_pytest"):  # --isolation=none: pytest's own timeout or skip
+                raise
+            return describe(code, err)
+        finally:
+            sys.argv = saved[0]
+            os.chdir(saved[1])
+            if saved[2] is not None:
+                sys.modules["__main__"] = saved[2]
+    return ""
+
+
+def _simulator(scenario: str):
+    if not scenario:
+        return contextlib.nullcontext()
+    from . import gpusim  # only then: importing it in every forked child would cost each block milliseconds
+
+    return gpusim.activate(scenario)
+
+
+def execute_here(code: Code, namespace: dict) -> str:
+    """--isolation=none: in the pytest process itself (for --pdb); a crash takes the worker with it."""
+    return execute(code, namespace)
+
+
+def describe(code: Code, err: BaseException) -> str:
+    """`docs/page.md:LINE: Error: message`, then the traceback from the block's own frames on, in authors' paths."""
+    exconly = "".join(traceback.format_exception_only(type(err), err)).strip()
+    frames = traceback.extract_tb(err.__traceback__)
+    first = next((i for i, f in enumerate(frames) if f.filename == code.path), len(frames))
+    lines = [f"{code.where}: {exconly.splitlines()[0] if exconly else type(err).__name__}"]
+    if code.runs_snippet:
+        lines.append(f"  the block runs {code.runs_snippet}")
+    if isinstance(err, SyntaxError) and err.filename == code.path:
+        lines.append(f'  File "{code.shown_path}", line {err.lineno}')
+    if frames[first:]:
+        lines.append("Traceback (most recent call last):")
+        for f in frames[first:]:
+            shown = code.shown_path if f.filename == code.path else f.filename
+            lines.append(f'  File "{shown}", line {f.lineno}, in {f.name}\n    {(f.line or "").strip()}')
+    lines.append(exconly)
+    return "\n".join(lines)
+
+
+def _child_streams(output_path: str) -> None:
+    """Send fds 1 and 2, and Python's sys.stdout/sys.stderr, to one file (interleaved as the block wrote them)."""
+    fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True, errors="backslashreplace")
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True, errors="backslashreplace")
+
+
+def _finish(result_path: str, failure: str) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump({"failure": failure}, f)
+
+
+# ---- what the parent does -----------------------------------------------------------------------------------
+
+_WORKDIR: list = []  # this process's one work folder (cheaper than a folder per block), removed at exit
+_RUNS = itertools.count(1)
+
+
+def _run_files() -> tuple[str, str]:
+    """A fresh (output, result) pair of file names in the work folder."""
+    if not _WORKDIR:
+        _WORKDIR.append(tempfile.TemporaryDirectory(prefix="handbook-run-"))
+    base = os.path.join(_WORKDIR[0].name, str(next(_RUNS)))
+    return base + ".output", base + ".result.json"
+
+
+def _read(path: str):
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(Path(path).read_text("utf-8"))
+    return None
+
+
+def _remove(*paths: str) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def run_forked(code: Code, namespace: dict, timeout: float | None, env_update: dict | None = None) -> Outcome:
+    output, result = _run_files()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            status = 70
+            try:
+                gc.freeze()  # the collector never walks the inherited objects: no copy-on-write of the worker's pages
+                os.setpgid(0, 0)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                os.environ.update(env_update or {})
+                _child_streams(output)
+                _finish(result, execute(code, namespace))
+                status = 0
+            finally:
+                os._exit(status)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # also here, so a kill on timeout cannot race the child's own setpgid
+        status = _wait(pid, timeout)
+        return _outcome(code, status, output, _read(result), timeout)
+    finally:
+        _remove(output, result)
+
+
+class BlockServer:
+    """A child forked from the worker that runs CPU blocks one after another until one kills it."""
+
+    def __init__(self, env_update: dict | None = None):
+        request_r, self.request_w = os.pipe()
+        self.response_r, response_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            status = 70
+            try:
+                os.close(self.request_w)
+                os.close(self.response_r)
+                gc.freeze()  # the collector never walks the inherited objects: no copy-on-write of the worker's pages
+                os.setpgid(0, 0)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                stdin = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(stdin, 0)
+                os.environ.update(env_update or {})
+                self._serve(os.fdopen(request_r, "rb"), response_w)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(request_r)
+        os.close(response_w)
+        with contextlib.suppress(OSError):
+            os.setpgid(self.pid, self.pid)
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+        self.buffer = b""
+        self.status = None
+
+    @staticmethod
+    def _serve(requests, response_w: int) -> None:
+        for line in requests:  # ends when the worker closes the pipe (or dies)
+            request = json.loads(line)
+            _child_streams(request["output"])
+            failure = execute(Code(**request["code"]), {})
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.write(response_w, json.dumps({"failure": failure}).encode() + b"\n")
+
+    def alive(self) -> bool:
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid:
+            self.status = status
+        return not pid
+
+    def run(self, code: Code, output: str, timeout: float | None):
+        """The block's result dict; None and the wait status when the server died; "timeout" when it ran too long."""
+        os.write(self.request_w, json.dumps({"code": code.__dict__, "output": output}).encode() + b"\n")
+        deadline = None if not timeout else time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                self.stop()
+                return "timeout", None
+            watched = [self.response_r] + ([self.pidfd] if self.pidfd is not None else [])
+            ready, _, _ = select.select(watched, [], [], min(left, 0.5) if left is not None else 0.5)
+            if self.response_r in ready:
+                chunk = os.read(self.response_r, 65536)
+                if chunk:
+                    self.buffer += chunk
+                    continue
+            elif not (self.pidfd in ready or (self.pidfd is None and not self.alive())):
+                continue
+            return None, self.stop()  # EOF or the server exited: the block took it down
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line), 0
+
+    def stop(self) -> int | None:
+        """Kill the server and what it started; its wait status."""
+        _kill(self.pid)
+        status = self.status
+        with contextlib.suppress(ChildProcessError):
+            status = os.waitpid(self.pid, 0)[1]
+        for fd in (self.request_w, self.response_r, self.pidfd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        return status
+
+
+_SERVER: list = []  # this worker's BlockServer, while it lives
+
+
+def run_served(code: Code, timeout: float | None, env_update: dict | None = None) -> Outcome:
+    """Run a CPU block in this worker's block server (started with `env_update` when there is none)."""
+    output, _ = _run_files()
+    if not _SERVER:
+        _SERVER.append(BlockServer(env_update))
+    server = _SERVER[0]
+    try:
+        result, status = server.run(code, output, timeout)
+        if result == "timeout" or result is None:
+            _SERVER.clear()  # it is gone: the next block gets a new server
+        if result == "timeout":
+            return _outcome(code, None, output, None, timeout)
+        return _outcome(code, status, output, result, timeout)
+    except BaseException:  # pytest interrupted: take the block down with us
+        server.stop()
+        _SERVER.clear()
+        raise
+    finally:
+        _remove(output)
+
+
+def run_fresh(code: Code, env: dict, timeout: float | None) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="handbook-run-") as tmp:
+        output, result, spec = (os.path.join(tmp, n) for n in ("output", "result.json", "spec.json"))
+        Path(spec).write_text(json.dumps({"code": code.__dict__, "output": output, "result": result}), "utf-8")
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(env)
+        env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        child = subprocess.Popen([sys.executable, "-m", "handbook.isolation", spec], env=env, cwd=tmp,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+        status = _wait(child.pid, timeout)
+        child.returncode = 0  # reaped by _wait
+        return _outcome(code, status, output, _read(result), timeout)
+
+
+def _wait(pid: int, timeout: float | None) -> int | None:
+    """The child's wait status; None when it ran past `timeout` (then it and its process group are killed)."""
+    deadline = None if not timeout else time.monotonic() + timeout
+    try:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            fd = None
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                _kill(pid)
+                os.waitpid(pid, 0)
+                return None
+            if fd is not None:
+                select.select([fd], [], [], left)
+            else:
+                time.sleep(min(0.01, left) if left else 0.01)
+    except BaseException:  # pytest interrupted (Ctrl-C, an outer timeout): take the block down with us
+        _kill(pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+        _kill(pid)  # anything the block left running in its process group
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def describe_status(status: int | None) -> str:
+    if status is None:
+        return "killed after its timeout"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"killed by {name}" + (" (core dumped)" if os.WCOREDUMP(status) else "")
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join("    " + line for line in kept) if kept else "    (it printed nothing)"
+
+
+def _outcome(code: Code, status: int | None, output_path: str, result: dict | None, timeout) -> Outcome:
+    """What the author reads, from the wait status (None: timed out), the output file and the block's result."""
+    output = Path(output_path).read_text("utf-8", errors="backslashreplace") if os.path.exists(output_path) else ""
+    how = describe_status(status)
+    if status is None:
+        failure = (f"{code.where}: Failed: Timeout >{timeout:g}s: the block ran past its timeout and was killed "
+                   f"(raise it with the fence option timeout=N)\n  last lines of its output:\n{tail(output)}")
+    elif result is None:
+        failure = (f"{code.where}: the block ended its process without a Python exception: {how}\n"
+                   + (f"  the block runs {code.runs_snippet}\n" if code.runs_snippet else "")
+                   + f"  last lines of its output:\n{tail(output)}")
+    else:
+        failure = result["failure"]
+        if not failure and status != 0:  # the result was written, then the process died (an atexit abort)
+            failure = f"{code.where}: the block passed, then its process ended with {how}\n{tail(output)}"
+    return Outcome(failure, output, how)
+
+
+# ---- the fresh interpreter's entry point ----------------------------------------------------------------------
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text("utf-8"))
+    code = Code(**spec["code"])
+    _child_streams(spec["output"])
+    sys.path[0:1] = []  # the spec's folder is not the block's import path
+    _finish(spec["result"], execute(code, {}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
