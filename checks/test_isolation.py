@@ -57,27 +57,39 @@ def test_a_hung_block_is_killed_with_its_children_and_its_output_shown(project):
     assert "1 failed, 1 passed" in result.stdout
 
 
-def test_cpu_blocks_are_forked_and_gpu_blocks_get_a_fresh_interpreter(project, tmp_path):  # noqa: F811
-    """A CPU block sees the worker's modules already imported (fork); a GPU block sees none of them."""
+def test_cpu_blocks_share_a_started_server_and_gpu_blocks_get_a_fresh_interpreter(project, tmp_path):  # noqa: F811
+    """CPU blocks run one after another in one block server, started (not forked: it holds nothing of the pytest
+    worker, whose torch thread pools would hang a forked child); a GPU block gets an interpreter of its own."""
     scenario = write(project, "two-gpus.toml", TWO_GPUS)
-    write(project, "docs/modes.md", """\
+    pids = tmp_path / "pids"
+    write(project, "docs/modes.md", f"""\
         # Modes
 
         '''python
         import sys, os
-        assert "_pytest" in sys.modules, "a CPU block runs in a fork of the pytest worker"
+        assert "_pytest" not in sys.modules, "the block server is a fresh interpreter, not a fork of the worker"
+        open({str(pids)!r}, "a").write(f"cpu {{os.getpid()}}\\n")
+        '''
+
+        '''python
+        import os
+        open({str(pids)!r}, "a").write(f"cpu {{os.getpid()}}\\n")
         '''
 
         '''python requires="gpu"
         import sys, os
         assert "_pytest" not in sys.modules, "a GPU block runs in a fresh interpreter"
         assert "torch" not in sys.modules
+        open({str(pids)!r}, "a").write(f"gpu {{os.getpid()}}\\n")
         print("pinned to", os.environ["CUDA_VISIBLE_DEVICES"])
         '''
         """)
     result = run(project, "docs/modes.md", "-s", **sim_env(scenario))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pinned to GPU-" in result.stdout
+    (_, cpu1), (_, cpu2), (kind, gpu) = (line.split() for line in pids.read_text().splitlines())
+    assert cpu1 == cpu2, "the CPU blocks ran in the same block server"
+    assert kind == "gpu" and gpu != cpu1, "the GPU block ran in its own interpreter"
 
 
 TWO_GPUS = """\
@@ -172,3 +184,24 @@ def test_a_mig_slice_is_compared_by_its_own_memory(project):  # noqa: F811
     assert "skipped 1: requires gpu mem>=40GiB (smallest GPU has 17.5 GiB)" in on_small.stdout, on_small.stdout
     on_big = run(project, "docs/mig.md", **env, CUDA_VISIBLE_DEVICES=big)
     assert "docs/mig.md  ran 1" in on_big.stdout, on_big.stdout
+
+
+def test_blocks_run_after_the_worker_itself_used_torch_threads(project):  # noqa: F811
+    """The worker ran parallel torch operations before the first block (a test did, in the full suite): a block
+    server forked from it would inherit a dead OpenMP pool and hang on its first parallel operation."""
+    with open(project / "conftest.py", "a") as f:
+        f.write("\nimport torch\ntorch.set_num_threads(2)\nassert torch.ones(2**22).add(1).sum() > 0\n")
+    write(project, "docs/threads.md", """\
+        # Threads
+
+        '''python timeout=30
+        import torch
+        torch.set_num_threads(2)
+        x = torch.randint(0, 100, (2**22,)).double()
+        assert torch.equal(x + x, 2 * x)
+        print("parallel op done")
+        '''
+        """)
+    result = run(project, "docs/threads.md", "-s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "parallel op done" in result.stdout

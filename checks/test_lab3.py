@@ -230,8 +230,11 @@ def test_estimate_formulas_on_known_numbers(estimate):
     assert estimate["allreduce_time_s"](rows, 500) == pytest.approx(10e-6)       # below: the latency floor
     assert estimate["allreduce_time_s"](rows, 2000) == pytest.approx(15e-6)      # between: linear in size
     assert estimate["allreduce_time_s"](rows, 6000) == pytest.approx(6000 / 0.15e9)  # above: the largest algbw
-    assert estimate["buckets"](60, 25) == [25, 25, 10]
-    assert estimate["buckets"](50, 25) == [25, 25]
+    # DDP's assignment: reverse order, a bucket closes at its cap, the first one's cap is smaller
+    assert estimate["buckets"]([10] * 6, 25, first_cap=5) == [10, 30, 20]
+    # a parameter larger than the cap is never split (a 4096x4096 fp32 weight is 64 MiB against a 25 MiB cap)
+    assert estimate["buckets"]([64, 64, 1], 25, first_cap=1) == [1, 64, 64]
+    assert sum(estimate["buckets"]([3, 7, 11, 13], 9)) == 34
 
 
 def test_estimate_reads_steps_1_and_4(scaling, bench_run):

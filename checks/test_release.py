@@ -123,7 +123,8 @@ def rerecord(repo: Path, recording: str, marker: str, date: str) -> None:
 
 
 def page_html(repo: Path, version: str, page: str) -> str:
-    return show(repo, f"{version}/{page.removesuffix('.md')}/index.html")
+    url = page.removesuffix("index.md").rstrip("/") if page.endswith("index.md") else page.removesuffix(".md")
+    return show(repo, f"{version}/{url}/index.html")
 
 
 # ---- names and bad input ------------------------------------------------------------------------------------

@@ -132,10 +132,10 @@ def test_a_misspelt_query_field_or_section_fails_with_page_line(tmp_path, record
     page = tmp_path / "docs" / "smi.md"
     page.parent.mkdir()
     page.write_text("# smi\n\nRun `nvidia-smi --query-gpu=utilisation.gpu --format=csv` for one value.\n\n"
-                    "```console\n$ nvidia-smi -q -d PERFORMANCE,TEMPERATUR\n$ nvidia-smi dmon -d 5\n```\n")
+                    "```console\n$ nvidia-smi -q -d PERFORMANCE,TEMPERATURES\n$ nvidia-smi dmon -d 5\n```\n")
     problems = shell_blocks.check_nvidia_smi(page, recorded_help)
     assert len(problems) == 2, problems
-    assert problems[0].startswith(f"{blocks.rel(page)}:6: nvidia-smi -q -d 'TEMPERATUR' is not a section")
+    assert problems[0].startswith(f"{blocks.rel(page)}:6: nvidia-smi -q -d 'TEMPERATURES' is not a section")
     assert problems[1].startswith(f"{blocks.rel(page)}:3: nvidia-smi --query-gpu field 'utilisation.gpu'")
 
 
@@ -160,10 +160,10 @@ def test_a_sim_block_runs_the_simulators_nvidia_smi(project):  # noqa: F811
         '''
 
         '''console run sim="healthy-idle"
-        $ nvidia-smi --query-gpu=temprature.gpu --format=csv
+        $ nvidia-smi --query-gpu=temperature.core --format=csv
         '''
         """)
     result = run(project, "docs/smi.md", "-rA")
     assert "(simulated)" in result.stdout  # the first block's output, from the stand-in
-    assert "docs/smi.md:7: `nvidia-smi --query-gpu=temprature.gpu --format=csv  (line 8)` failed" in result.stdout
+    assert "docs/smi.md:7: `nvidia-smi --query-gpu=temperature.core --format=csv  (line 8)` failed" in result.stdout
     assert "docs/smi.md  ran 1  skipped 0  failed 1" in result.stdout

@@ -1,10 +1,13 @@
 """Runs one block in a child process, so a block that ends its process, hangs or poisons CUDA fails alone.
 
 Three ways, chosen per block by the plugin:
-  serve  (CPU blocks) a block server forked once from the pytest worker runs block after block, as the worker
-         itself used to, so a block costs about what it did in-process (the author's loop stays fast); when a
-         block kills the server, the block fails and the next block gets a new server, forked afresh.
+  serve  (CPU blocks) a block server, a fresh interpreter started once per pytest worker, runs block after block,
+         as the worker itself used to, so a block costs about what it did in-process (the author's loop stays
+         fast); when a block kills the server, the block fails and the next block gets a new server. It is
+         started, not forked: a fork of a worker whose tests already ran torch inherits an OpenMP thread pool
+         that hangs the child's next parallel operation.
   fork   (CPU blocks with fixture:NAME) the worker forks for the block, so the child inherits the fixture values.
+         The one place a fork remains: such a block must not rely on thread pools the worker already started.
   fresh  a new interpreter (`python -m handbook.isolation SPEC`): nothing was imported or initialised before the
          block, so no CUDA context, NCCL communicator or sticky CUDA error of an earlier block can reach it.
 Either way the child writes what the block printed (stdout and stderr, interleaved) to a file and its result
@@ -185,34 +188,24 @@ def run_forked(code: Code, namespace: dict, timeout: float | None, env_update: d
 
 
 class BlockServer:
-    """A child forked from the worker that runs CPU blocks one after another until one kills it."""
+    """A fresh interpreter, its own process group, that runs CPU blocks one after another until one kills it."""
 
     def __init__(self, env_update: dict | None = None):
         request_r, self.request_w = os.pipe()
         self.response_r, response_w = os.pipe()
+        for fd in (request_r, response_w):
+            os.set_inheritable(fd, True)
         sys.stdout.flush()
         sys.stderr.flush()
-        self.pid = os.fork()
-        if self.pid == 0:
-            status = 70
-            try:
-                os.close(self.request_w)
-                os.close(self.response_r)
-                gc.freeze()  # the collector never walks the inherited objects: no copy-on-write of the worker's pages
-                os.setpgid(0, 0)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGALRM, signal.SIG_DFL)
-                stdin = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(stdin, 0)
-                os.environ.update(env_update or {})
-                self._serve(os.fdopen(request_r, "rb"), response_w)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(request_r)
-        os.close(response_w)
-        with contextlib.suppress(OSError):
-            os.setpgid(self.pid, self.pid)
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable, [sys.executable, "-m", "handbook.isolation", "--serve", str(request_r), str(response_w)],
+                {**os.environ, **(env_update or {})}, setsid=True, file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0)])
+        finally:
+            os.close(stdin)
+            os.close(request_r)
+            os.close(response_w)
         try:
             self.pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
@@ -386,6 +379,12 @@ def _outcome(code: Code, status: int | None, output_path: str, result: dict | No
 
 # ---- the fresh interpreter's entry point ----------------------------------------------------------------------
 
+def serve(request_fd: int, response_fd: int) -> None:
+    """The block server's entry point: blocks arrive as JSON lines until the worker closes the pipe."""
+    sys.path[0:1] = []
+    BlockServer._serve(os.fdopen(request_fd, "rb"), response_fd)
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text("utf-8"))
     code = Code(**spec["code"])
@@ -395,4 +394,4 @@ def main(spec_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    serve(int(sys.argv[2]), int(sys.argv[3])) if sys.argv[1] == "--serve" else main(sys.argv[1])

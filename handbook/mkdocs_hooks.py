@@ -119,7 +119,7 @@ def recordings_index(docs: Path, snippet_dir: Path, index_src: Path) -> str:
     table = ["| Recording | Headline | Card · date | State |", "|---|---|---|---|"]
     for page, block, rec in rows:
         rel = page.relative_to(docs).as_posix()
-        where = f"[{rel.removesuffix('.md')}]({depth}{rel})<br>`{block.snippet.path.stem}`"
+        where = f"[{rel.removesuffix('.md')}]({depth}{rel})<br>`{block.snippet.path.name}`"
         if not rec.data:
             table.append(f"| {where} | — | — | not recorded |")
             continue

@@ -66,11 +66,14 @@ def pytest_collect_file(file_path: Path, parent):
     return None
 
 
+PARSED: dict = {}  # page path -> its blocks, as this run collected them (the summary reads them again)
+
+
 class HandbookPage(pytest.File):
     def collect(self):
         snippet_dir = self.config.rootpath / "snippets"
         try:
-            page_blocks = blocks.parse_page(self.path, snippet_dir)
+            page_blocks = PARSED[self.path] = blocks.parse_page(self.path, snippet_dir)
         except blocks.BlockError as err:
             raise self.CollectError(str(err)) from None
         except Exception as err:  # noqa: BLE001 - never a traceback for an author; fence fuzzing keeps this unreached
@@ -131,10 +134,9 @@ def block_timeout(item) -> float:
 
 
 def gpu_slots(block, hw) -> int:
-    """How many GPUs a block holds while it runs: requires= GPUs, and one for a `record` block on a GPU host."""
-    if block.requires and block.requires.gpus:
-        return block.requires.gpus
-    return 1 if block.recorded and hw.gpus else 0
+    """How many GPUs a block holds while it runs: what its requires= asks for. A block without requires= runs on
+    CPU everywhere (as in CI), GPU host included; the recorder, not this pass, gives a `record` block its GPU."""
+    return block.requires.gpus if block.requires else 0
 
 
 def run_isolated(item, code: isolation.Code, namespace: dict, fixtures: bool) -> isolation.Outcome:
@@ -285,7 +287,7 @@ class BlockSummary:
             tr.line(f"{page}  NOT COLLECTED (see the collection error above)", red=True)
         for page in sorted(set(pages) - self.broken_pages):
             counts, reasons = pages[page]
-            page_blocks = blocks.parse_page(root / page, root / "snippets")
+            page_blocks = PARSED.get(root / page) or blocks.parse_page(root / page, root / "snippets")
             counts["notest"] = sum(1 for b in page_blocks if b.lang in blocks.PYTHON and not b.checked)
             if self.shard_ids is not None:  # the xdist controller: blocks of the page no worker kept
                 self.elsewhere[page] = sum(1 for b in page_blocks if (b.checked or shell_blocks.runs(b))
@@ -311,9 +313,7 @@ class BlockSummary:
                     tr.line(f"    not recorded yet: {b.where} ({b.snippet.path.name}; python -m handbook.record {page})", yellow=True)
                 elif state.kind == "awaiting":  # recorded before, to be re-recorded on more GPUs (issue 11)
                     totals["awaiting"] += 1
-                    gpus = getattr(state, "gpus", None) or (b.requires.gpus if b.requires else 1)
-                    reason = getattr(state, "reason", "") or "see the recording"
-                    tr.line(f"    awaiting re-recording on {gpus} GPUs: {b.where} ({b.snippet.path.name}): {reason}", yellow=True)
+                    tr.line(f"    {b.where} ({b.snippet.path.name}): {state.awaiting_line}", yellow=True)
         kinds = ("ran", "skipped", "failed", "notest", "unaccounted", "unrecorded") + tuple(
             k for k in ("awaiting", "other shards") if totals[k])
         tr.line("blocks: " + ", ".join(f"{totals[k]} {k}" for k in kinds)

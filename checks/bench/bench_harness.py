@@ -39,8 +39,9 @@ def synthetic_tree(root: Path, harness: bool) -> None:
     if harness:  # the project's conftest.py (loads the harness) and pytest options
         shutil.copy(ROOT / "conftest.py", root / "conftest.py")
         shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
-    else:  # pytest-markdown-docs alone, same pytest options otherwise
-        (root / "pytest.ini").write_text("[pytest]\naddopts = --markdown-docs -p no:cacheprovider\n")
+    else:  # pytest-markdown-docs alone, with the project's other pytest options (pyproject.toml addopts)
+        (root / "pytest.ini").write_text("[pytest]\naddopts = --markdown-docs -ra --dist loadfile -p no:cacheprovider "
+                                         "-p no:hypothesispytest\n")
 
 
 def median(cmd, cwd, runs) -> tuple[float, list[float]]:

@@ -11,7 +11,7 @@ status=0
 
 echo "== 1. the GPU-runner pass (xdist -n auto; GPU blocks one at a time per GPU)"
 start=$(date +%s)
-HANDBOOK_GPU_RUNNER=1 "$py" -m pytest --gpu-runner docs 2>&1 | tee "$out/gpu-runner-pass.log" || status=1
+HANDBOOK_GPU_RUNNER=1 "$py" -m pytest --gpu-runner docs instructor 2>&1 | tee "$out/gpu-runner-pass.log" || status=1
 echo "wall: $(( $(date +%s) - start )) s" | tee -a "$out/gpu-runner-pass.log"
 
 echo "== 2. planted crashes (os._exit, segfault, CUDA device-side assert) and real-NVML CUDA_VISIBLE_DEVICES"

@@ -32,7 +32,8 @@ REASONS = [  # (query-field suffix, -q label, bit name in pynvml)
     ("hw_power_brake_slowdown", "HW Power Brake Slowdown", "nvmlClocksEventReasonHwPowerBrakeSlowdown"),
     ("sync_boost", "Sync Boost", "nvmlClocksEventReasonSyncBoost"),
     ("sw_thermal_slowdown", "SW Thermal Slowdown", "nvmlClocksEventReasonSwThermalSlowdown"),
-    ("display_clock_setting", "Display Clock Setting", "nvmlClocksEventReasonDisplayClockSetting"),
+    # -q shows it, but no --query-gpu field exists for it (nvidia-smi 580's --help-query-gpu lists none)
+    (None, "Display Clock Setting", "nvmlClocksEventReasonDisplayClockSetting"),
 ]
 INIT_FAILURES = {  # NVML_ERROR_<name> at nvmlInit -> (what nvidia-smi prints, its exit code)
     "DRIVER_NOT_LOADED": ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
@@ -100,7 +101,7 @@ def fields(nv):
                 lambda h, e=error_type, c=counter: nv.nvmlDeviceGetTotalEccErrors(h, e, c), None)
     for prefix in ("clocks_event_reasons", "clocks_throttle_reasons"):  # the old name still works
         table[f"{prefix}.active"] = (lambda h: f"0x{nv.nvmlDeviceGetCurrentClocksEventReasons(h):016x}", None)
-        for suffix, _, bit in REASONS:
+        for suffix, _, bit in (r for r in REASONS if r[0]):
             table[f"{prefix}.{suffix}"] = (reason(bit), None)
     return table
 

@@ -27,6 +27,8 @@ def cmd_check(args) -> int:
     blank = [q.id for q in bank.questions if found.answers.get(q.id) is None]
     print(f"{args.answers.name}: format OK: {len(bank.questions) - len(blank)} of {len(bank.questions)} questions answered"
           + (f" (blank: {', '.join(blank[:5])}{', ...' if len(blank) > 5 else ''})" if blank else ""))
+    if found.learner == render.PLACEHOLDER_LEARNER:
+        print(f"{args.answers.name}: note: learner: is still the template's {found.learner}; put your name or login")
     return 0
 
 

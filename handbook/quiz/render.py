@@ -12,6 +12,7 @@ from . import QuizError
 from .answers import FORMS
 from .bank import Bank, Question
 
+PLACEHOLDER_LEARNER = "your-name"
 KIND_NAMES = {"single": "one answer", "multiple": "all that apply", "numeric": "a number",
               "output": "read the output", "drill": "drill: verdict and action"}
 
@@ -94,7 +95,7 @@ def template(bank: Bank) -> str:
     lines = [f"# {bank.title}: your answer file.",
              "# Put each answer after its colon (the comment says the form); leave a line blank to skip it.",
              "# Check the format before you submit: python -m handbook.quiz check answers.yaml",
-             "learner: your-name",
+             f"learner: {PLACEHOLDER_LEARNER}",
              "answers:"]
     for q in bank.questions:
         hint = FORMS[q.kind]
@@ -109,7 +110,8 @@ def template(bank: Bank) -> str:
 def key_markdown(bank: Bank, key: dict) -> str:
     """The instructor edition's key table: question, answer, why."""
     lines = ["| # | Question | Objective | Points | Answer | Why |", "|---|---|---|---|---|---|"]
-    for number, q in enumerate(bank.questions, 1):
+    in_page_order = sorted(bank.questions, key=lambda q: q.objective)  # numbered as the quiz page numbers them
+    for number, q in enumerate(in_page_order, 1):
         answer = key[q.id].answer
         if isinstance(answer, tuple) and q.kind == "drill":
             shown = f"verdict `{answer[0]}`, action `{answer[1]}`"

@@ -59,7 +59,7 @@ def runtime_check(driver: str, driver_cuda, wheel_cuda) -> tuple[str, list, list
     if floor and branch >= floor:
         return "minor-version compatibility", [], []
     target = f"branch >= {dotted(floor)}" if floor else f"one that supports CUDA {dotted(wheel_cuda)}"
-    problems = [f"driver {driver} supports CUDA <= {dotted(driver_cuda)}; a CUDA {dotted(wheel_cuda)} runtime needs "
+    problems = [f"driver {driver} was built for CUDA {dotted(driver_cuda)}; a CUDA {dotted(wheel_cuda)} runtime needs "
                 f"a driver of {target}: the first CUDA call fails with 'CUDA driver version is insufficient for CUDA runtime version'"]
     changes = [f"upgrade the driver to {target}",
                f"or install a wheel built for CUDA {driver_cuda[0]}.x, which this driver runs",
@@ -169,7 +169,7 @@ def main() -> int:
         print(f"error: NVML failed ({type(err).__name__}: {err}): is the NVIDIA driver installed and loaded?",
               file=sys.stderr)
         return 2
-    print(f"driver {system['driver_version']}: supports CUDA <= {system['driver_cuda']}")
+    print(f"driver {system['driver_version']}: built for CUDA {system['driver_cuda']}")
     for gpu in system["gpus"]:
         print(f"GPU {gpu['index']}: {gpu['name']}, compute capability {dotted(gpu['compute_capability'])}")
     results = [check_wheel(name, cuda, arches, system) for name, cuda, arches in wheels]

@@ -200,6 +200,7 @@ def main(argv=None):
         result = {"world_size": world, "backend": backend, "device": device.type,
                   "torch": torch.__version__, "parameters": n_params, "hidden": hidden, "layers": layers,
                   "gradient_bytes_per_step": n_params * 4, "bucket_cap_mb": args.bucket_cap_mb,
+                  "parameter_bytes": [p.numel() * p.element_size() for p in model.parameters()],
                   "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                   "phases": phases}
         with open(args.out, "w") as f:

@@ -33,10 +33,20 @@ def allreduce_time_s(rows, nbytes):
             return (lo["time_us"] + share * (hi["time_us"] - lo["time_us"])) * 1e-6
 
 
-def buckets(total_bytes, cap_bytes):
-    """Bucket sizes DDP all-reduces for total_bytes of gradients: full buckets, then the remainder."""
-    full, rest = divmod(total_bytes, cap_bytes)
-    return [cap_bytes] * int(full) + ([rest] if rest else [])
+FIRST_BUCKET_BYTES = 2**20  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES: DDP's first bucket is small
+
+
+def buckets(parameter_bytes, cap_bytes, first_cap=FIRST_BUCKET_BYTES):
+    """Bucket sizes DDP all-reduces, as DDP assigns them: whole parameters in reverse order (the last layer's
+    gradients are ready first), a bucket closing once it reaches its cap (the first at 1 MiB). DDP never splits a
+    parameter, so a parameter larger than the cap is a bucket of its own."""
+    sizes, current, cap = [], 0, first_cap
+    for nbytes in reversed(parameter_bytes):
+        current += nbytes
+        if current >= cap:
+            sizes.append(current)
+            current, cap = 0, cap_bytes
+    return sizes + ([current] if current else [])
 
 
 def load(path):
@@ -65,7 +75,9 @@ def main(argv=None):
                  f"{train['world_size']}: rerun 02_allreduce_bench.py --ranks {train['world_size']}")
 
     grad_bytes = train["gradient_bytes_per_step"]
-    sizes = buckets(grad_bytes, int(train["bucket_cap_mb"] * 2**20))
+    if "parameter_bytes" not in train:
+        sys.exit(f"{PROG}: {args.train} has no parameter_bytes: rerun 03_scaling_harness.py to write it again")
+    sizes = buckets(train["parameter_bytes"], int(train["bucket_cap_mb"] * 2**20))
     predicted = sum(allreduce_time_s(bench["rows"], s) for s in sizes)
     phase = train["phases"][0]  # the weak-scaling phase: full batch per worker
     exposed = max(0.0, phase["step_s"] - phase["compute_only_step_s"])
@@ -80,7 +92,8 @@ def main(argv=None):
     Path("comm_estimate.json").write_text(json.dumps(result, indent=2))
 
     print(f"{train['world_size']} workers, {grad_bytes / 2**20:.1f} MiB of gradients per step "
-          f"in {len(sizes)} bucket(s) of <= {train['bucket_cap_mb']:g} MiB")
+          f"in {len(sizes)} DDP bucket(s) (cap {train['bucket_cap_mb']:g} MiB, whole parameters; the largest "
+          f"{max(sizes) / 2**20:.1f} MiB)")
     print(f"benchmark: {smallest['time_us']:.1f} us for {smallest['bytes']:,} bytes (the latency floor); "
           f"peak busbw {fastest['busbw_gbps']:.2f} GB/s at {fastest['bytes']:,} bytes")
     print(f"all-reduce time the benchmark predicts per step: {predicted * 1e3:.3f} ms")

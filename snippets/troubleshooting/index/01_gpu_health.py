@@ -116,7 +116,7 @@ def check_driver(ctx):
     driver = pynvml.nvmlSystemGetDriverVersion()
     cuda = pynvml.nvmlSystemGetCudaDriverVersion()
     have = (cuda // 1000, cuda % 1000 // 10)
-    lines = [f"driver {driver}, supports CUDA up to {have[0]}.{have[1]}, {len(ctx.gpus)} GPU(s)"]
+    lines = [f"driver {driver}, built for CUDA {have[0]}.{have[1]}, {len(ctx.gpus)} GPU(s)"]
     if ctx.args.need_cuda:
         need = tuple(int(x) for x in ctx.args.need_cuda.split(".")[:2])
         if have < need:
