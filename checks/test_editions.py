@@ -16,28 +16,15 @@ import yaml
 
 from handbook import DOCS, INSTRUCTOR, ROOT, SNIPPETS, blocks, leaks, site_crawl
 from handbook.quiz import KEY, bank
+from site_builds import strict_build
 
 pytestmark = pytest.mark.timeout(600)
 LABS = ("lab1", "lab2", "lab3")
 
 
-def build(config: str, out: Path) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / config),
-                           "--site-dir", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          env={**site_crawl.git_env(), "NO_MKDOCS_2_WARNING": "1"})
-    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith(("ERROR", "WARNING"))]
-    assert proc.returncode == 0, f"the strict build of {config} failed: {errors[:3] or proc.stderr[-2000:]}"
-    return out
-
-
-@pytest.fixture(scope="session")
-def learner_site(tmp_path_factory):
-    return build("mkdocs.yml", tmp_path_factory.mktemp("learner") / "site")
-
-
 @pytest.fixture(scope="session")
 def instructor_site(tmp_path_factory):
-    return build("mkdocs.instructor.yml", tmp_path_factory.mktemp("instructor") / "site")
+    return strict_build("mkdocs.instructor.yml", tmp_path_factory.mktemp("instructor") / "site")
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ MkDocs leaves anchors unchecked at its default `validation.anchors: info`, so th
 renamed under a link."""
 import html
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,12 +16,8 @@ TAG = re.compile(r"<[^>]+>")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout + build.stderr
-    return out
+def site(learner_site) -> Path:
+    return learner_site  # checks/conftest.py: one strict build of mkdocs.yml, shared with test_editions.py
 
 
 def pages(site: Path) -> list[Path]:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import recordings
+from . import INSTRUCTOR, recordings
 from .blocks import PageParser, rel
 
 REF = re.compile(r"\{\{\s*rec:(?P<body>[^{}]*?)\s*\}\}")
@@ -41,10 +41,12 @@ class Figure:
 
 
 def snippet_path(name: str, page: Path, docs: Path, snippet_dir: Path) -> Path:
-    """`01_mfu` -> snippets/<section>/<page>/01_mfu.py for docs/<section>/<page>.md; a path is under snippets/."""
+    """`01_mfu` -> snippets/<section>/<page>/01_mfu.py for docs/<section>/<page>.md (or instructor/<section>/...,
+    the instructor edition's pages); a path is under snippets/."""
     if "/" in name:
         return snippet_dir / f"{name}.py"
-    rel = page.relative_to(docs).with_suffix("")
+    top = docs if docs in page.parents else INSTRUCTOR
+    rel = page.relative_to(top).with_suffix("")
     return snippet_dir / rel / f"{name}.py"
 
 

@@ -27,7 +27,7 @@ HEADLINES = "demos/headlines.toml"
 
 def on_page_markdown(markdown, page, config, files):
     docs = Path(config.docs_dir)
-    snippet_dir = Path(config.config_file_path).parent / "snippets"
+    snippet_dir = Path(config.config_file_path).resolve().parent / "snippets"  # -f may name the config relatively
     try:
         markdown = figures.render(markdown, Path(page.file.abs_src_path), docs, snippet_dir)
         page_blocks = page_fences(Path(page.file.abs_src_path), markdown, snippet_dir)

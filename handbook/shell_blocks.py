@@ -284,12 +284,16 @@ def shellcheck_args(block: blocks.Block) -> list[str]:
 
 
 def shellcheck(block: blocks.Block) -> list[str]:
-    """`docs/page.md:LINE: SCnnnn message` for each finding of shellcheck on a bash/sh fence."""
+    """`docs/page.md:LINE: SCnnnn message` for each finding of shellcheck on a bash/sh fence; for a fence that
+    includes a script, the finding names the script's own line."""
     import subprocess
 
-    done = subprocess.run(shellcheck_args(block), input=block.code, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(shellcheck_args(block), input=block.runs, capture_output=True, text=True, timeout=60)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"shellcheck failed on {block.where}: {done.stderr.strip()}")
     findings = json.loads(done.stdout or '{"comments": []}')["comments"]
-    return [f"{blocks.rel(block.page)}:{block.line + c['line']}: SC{c['code']} ({c['level']}): {c['message']}"
-            for c in findings]
+    if block.snippet:
+        where = lambda line: f"{blocks.rel(block.snippet.path)}:{block.snippet.first_line - 1 + line}"  # noqa: E731
+    else:
+        where = lambda line: f"{blocks.rel(block.page)}:{block.line + line}"  # noqa: E731
+    return [f"{where(c['line'])}: SC{c['code']} ({c['level']}): {c['message']}" for c in findings]
