@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import gpusim
+from .gpusim import split_command
 from .gpusim import nvidia_smi
 
 KEY = Path(__file__).resolve().parent / "drills" / "drills.toml"
@@ -163,11 +164,7 @@ def environment(spec: str) -> dict:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
+    argv, command = split_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m handbook.drills", description="GPU incident drills")
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("list", help="the drills")

@@ -29,6 +29,24 @@ SPEC = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<at>[^@]*))?$")
 __all__ = ["activate", "simulated_module", "scenarios", "ScenarioError", "SCENARIO_DIR"]
 
 
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`OPTIONS -- COMMAND ...` -> (OPTIONS, COMMAND): the command is passed on untouched, never parsed."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
+def run_tool(main) -> None:
+    """Exit with what a stand-in tool's `main()` returns; a reader that closed the pipe (`| head`) ends it quietly,
+    as it does a real tool."""
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
 def _number(text: str, what: str, minimum_exclusive: float | None = None) -> float:
     try:
         value = float(text.removesuffix("s"))

@@ -8,15 +8,11 @@ import os
 import shutil
 import sys
 
-from . import ENV_SPEED, ScenarioError, _number, child_env, load, scenarios, split_spec
+from . import ENV_SPEED, ScenarioError, _number, child_env, load, scenarios, split_command, split_spec
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
+    argv, command = split_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m handbook.gpusim", description="Simulated NVML for pynvml programs.")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="the scenarios, one line each")

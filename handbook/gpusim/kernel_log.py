@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import ScenarioError, simulated_module
+from . import ScenarioError, run_tool, simulated_module
 
 TEXT = {13: "Graphics Exception", 31: "MMU Fault", 43: "Ch 00000010, intr 00000000. Channel stopped",
         48: "DBE (double bit error) ECC error", 63: "Row Remapper: New row marked for remapping, reset gpu to activate.",
@@ -57,8 +57,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head` closed the pipe: what a real tool does, quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
+    run_tool(main)

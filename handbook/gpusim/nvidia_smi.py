@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import ScenarioError, simulated_module
+from . import ScenarioError, run_tool, simulated_module
 
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 REASONS = [  # (query-field suffix, -q label, bit name in pynvml)
@@ -410,8 +410,4 @@ def main(argv=None, scenario=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head` closed the pipe: what a real tool does, quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
+    run_tool(main)
