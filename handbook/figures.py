@@ -163,7 +163,7 @@ def prose_spans(line: str):
     yield pos, len(line)
 
 
-def render(markdown: str, page: Path, docs: Path, snippet_dir: Path, *, html_out: bool = True) -> str:
+def render(markdown: str, page: Path, docs: Path, snippet_dir: Path) -> str:
     """Replace every reference in the prose of `markdown` (the text of `page`); errors name page:line."""
     skip = code_lines(markdown)
     draft = os.environ.get(DRAFT_ENV) == "1"
@@ -174,21 +174,19 @@ def render(markdown: str, page: Path, docs: Path, snippet_dir: Path, *, html_out
         out, pos = [], 0
         for start, end in prose_spans(line):
             out.append(line[pos:start])
-            out.append(REF.sub(lambda m: _replace(m, page, docs, snippet_dir, number + 1, draft, html_out), line[start:end]))
+            out.append(REF.sub(lambda m: _replace(m, page, docs, snippet_dir, number + 1, draft), line[start:end]))
             pos = end
         lines[number] = "".join(out)
     return "\n".join(lines)
 
 
-def _replace(m, page, docs, snippet_dir, line_no, draft, html_out) -> str:
+def _replace(m, page, docs, snippet_dir, line_no, draft) -> str:
     try:
         fig = resolve(m["body"], page, docs, snippet_dir)
     except LookupError as err:
         if draft and "does not exist yet" in str(err):
             return "⟨not recorded yet⟩"
         raise FigureError(f"{rel(page)}:{line_no}: figure reference {m[0]}: {err}") from None
-    if not html_out:
-        return fig.text
     p = fig.state.data["provenance"]
     note = {"fresh": "", "stale": " · STALE: the code changed since", "awaiting": " · awaiting re-recording"}[fig.state.kind]
     title = f"Measured on {provenance_value(fig.state.data, 'cards')} · {p['date'][:10]} · {fig.snippet.name}{note}"
