@@ -19,9 +19,10 @@ SPINE = ("harness", "fence_parsing", "site", "snippets", "recordings", "notebook
 # Prometheus, release and browser checks come on top of it in the full suite
 
 
-def seconds(cmd: list[str]) -> float:
+def seconds(cmd: list[str], cwd: Path = ROOT) -> float:
+    """Wall seconds of one command; a failing command ends the benchmark with its output."""
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"benchmark command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")

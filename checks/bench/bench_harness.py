@@ -10,24 +10,16 @@ Cases (issue 12; targets on the 2-core CI machine, printed, never asserted):
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench_checks import seconds  # same timing, same failure report
+
 ROOT = Path(__file__).resolve().parents[2]
+
 PAGE = "docs/fundamentals/memory.md"
 PAGES, BLOCKS = 50, 6
-
-
-def seconds(cmd: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"benchmark command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return elapsed
 
 
 def synthetic_tree(root: Path, harness: bool) -> None:
