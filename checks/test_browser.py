@@ -2,15 +2,15 @@
 checks/install-system-deps.sh) driven by Playwright from PyPI. Nothing here downloads a browser: never run
 `playwright install`.
 
-Once per module, the working tree is copied into a scratch git repository and released as two cohorts with
-`python -m handbook.release` (the real command, --no-checks), and that repository's gh-pages tree is served on
-127.0.0.1. Requests to other hosts (Material's Google Fonts, the GitHub repository facts) are answered empty,
+Once per module, a scratch git repository releases two cohorts with `python -m handbook.release` (the real
+command, --no-checks): a small older cohort, then the working tree; its gh-pages tree is served on 127.0.0.1. Requests to other hosts (Material's Google Fonts, the GitHub repository facts) are answered empty,
 so the checks are offline.
 Screenshots go to $HANDBOOK_ARTIFACTS (default: a pytest temporary directory).
 """
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from handbook import site_crawl
+from site_builds import trim_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)  # whole-site builds, several per module; pyproject default is 120 s
@@ -26,6 +27,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 OLD, NEW = "2026-q4", "2027-q1"
+OLD_LAB = "labs/lab1.md"  # a page both cohorts have: the version selector switches between them
 SEARCH_WORDS = {"Xid": "the monitoring pages", "busbw": "the Lab 3 / distributed pages"}
 RECORDING = re.compile(r'class="(?:[^"]*\s)?recording(?:\s[^"]*)?"')
 COPY_BUTTON = "button.md-code__button[data-md-type=copy], button.md-clipboard"
@@ -44,11 +46,20 @@ def release(repo: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """Two cohorts of the working tree, released into a scratch repository and served over HTTP."""
+    """Two cohorts released into a scratch repository and served over HTTP: the older one a small handbook of two
+    pages (what the checks read of it: its home and the lab page the version selector switches to), the newer one
+    the working tree."""
     tmp = tmp_path_factory.mktemp("browser-site")
     repo = site_crawl.copy_working_tree(ROOT, tmp / "handbook")
-    site_crawl.init_repo(repo)
+    full_docs, full_config = shutil.copytree(repo / "docs", tmp / "docs"), (repo / "mkdocs.yml").read_bytes()
+    trim_docs(repo, {"index.md": f"# Cohort {OLD}\n\nThe [first lab]({OLD_LAB}).\n",
+                     OLD_LAB: "# Lab 1\n\nThe lab as this cohort ran it.\n"})
+    site_crawl.init_repo(repo, f"cohort {OLD}")
     release(repo, OLD, "--no-checks")
+    shutil.rmtree(repo / "docs")
+    shutil.copytree(full_docs, repo / "docs")
+    (repo / "mkdocs.yml").write_bytes(full_config)
+    site_crawl.commit_all(repo, f"cohort {NEW}")
     release(repo, NEW, "--no-checks")
     pages = site_crawl.export_branch(repo, "gh-pages", tmp / "gh-pages")
     with site_crawl.serve(pages) as base:
@@ -130,7 +141,8 @@ def test_root_and_latest_lead_to_the_newest_cohort(tab):
 
 
 def test_version_selector_lists_both_cohorts_and_switches(tab, site):
-    lab = next((p for p in pages_matching(site, "") if "/labs/" in p and not p.endswith("/labs/")), f"{NEW}/")
+    lab = f"{NEW}/{OLD_LAB.removesuffix('.md')}/"
+    assert lab in pages_matching(site, ""), f"{lab} is not a page of cohort {NEW}"
     page = tab.goto(lab)
     current = page.locator(".md-version__current")
     assert current.inner_text().strip() == NEW

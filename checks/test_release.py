@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from handbook import blocks, containers, recordings, release, site_crawl
+from site_builds import PAGES, trim_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)  # whole-site builds, several per module; pyproject default is 120 s
@@ -89,19 +89,11 @@ def template(tmp_path_factory):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, t / name)
     # docs/: the assets (stylesheets, images) but only two pages
-    for path in (ROOT / "docs").rglob("*"):
-        if path.is_file() and path.suffix not in (".md", ".ipynb"):
-            (t / "docs" / path.relative_to(ROOT / "docs")).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, t / "docs" / path.relative_to(ROOT / "docs"))
+    shutil.copytree(ROOT / "docs", t / "docs", ignore=lambda d, names: [n for n in names if n.endswith(PAGES)])
+    shutil.copy2(ROOT / "mkdocs.yml", t / "mkdocs.yml")
     rel_page = page.relative_to(ROOT / "docs").as_posix()
-    (t / "docs").mkdir(exist_ok=True)
-    (t / "docs" / "index.md").write_text(f"# Small handbook\n\nThe [demo]({rel_page}) page.\n")
-    (t / "docs" / rel_page).parent.mkdir(parents=True, exist_ok=True)
-    (t / "docs" / rel_page).write_text(f"# Demo page\n\nUnchanged text.\n\n{fence}\n")
-    config = site_crawl.load_mkdocs_yml(ROOT)
-    config["nav"] = [{"Home": "index.md"}, {"Demo": rel_page}]
-    with open(t / "mkdocs.yml", "w", encoding="utf-8") as f:
-        yaml.dump(config, f, sort_keys=False)
+    trim_docs(t, {"index.md": f"# Small handbook\n\nThe [demo]({rel_page}) page.\n",
+                  rel_page: f"# Demo page\n\nUnchanged text.\n\n{fence}\n"})
     return {"dir": t, "page": rel_page, "recording": recordings.path_for(snippet).relative_to(ROOT).as_posix()}
 
 

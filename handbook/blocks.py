@@ -61,7 +61,14 @@ class PageParser(MarkdownIt):
         super().__init__("commonmark")
 
     def parse(self, src, env=None):
-        return super().parse(containers.flatten(src), env)
+        if env is not None:
+            return super().parse(containers.flatten(src), env)
+        return list(_tokens(src))  # a build and a collection read each page several times: parse it once
+
+
+@functools.lru_cache(maxsize=256)
+def _tokens(src: str) -> tuple:
+    return tuple(MarkdownIt("commonmark").parse(containers.flatten(src)))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ fails the build with docs/page.md:LINE.
 """
 import base64
 import functools
-import hashlib
 import json
 import shlex
 import subprocess
@@ -24,7 +23,7 @@ from urllib.parse import urlparse
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, charts
+from handbook import blocks, build_cache, charts
 
 CALCULATOR = "<!-- calculator:"
 PRICE_TABLE = "<!-- price-table:"
@@ -61,7 +60,10 @@ def calculator_markdown(spec: str, snippet_dir: Path, where: str) -> list[str]:
     # root where a learner runs the command, and passed as an absolute path to the scratch-directory run.
     root = snippet_dir.parent
     args = tuple(str(root / w) if not w.startswith("-") and (root / w).is_file() else w for w in words[1:])
-    digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in (program, *args) if Path(f).is_file())).hexdigest()
+    # Everything the run can read: the program, the files beside it (its default price file) and the files it is
+    # given, named as the marker names them, so that a copy of the repository elsewhere shares the cache entries.
+    inputs = sorted(p for p in program.parent.iterdir() if p.is_file()) + [Path(a) for a in args if Path(a).is_file()]
+    digest = build_cache.key(spec, *(part for f in inputs for part in (f.relative_to(root).as_posix(), f.read_bytes())))
     returncode, stdout, stderr, written = run(str(program), args, digest)
     if returncode != 0:
         last = (stderr.strip().splitlines() or ["no output"])[-1]
@@ -85,7 +87,14 @@ def calculator_markdown(spec: str, snippet_dir: Path, where: str) -> list[str]:
 
 @functools.lru_cache(maxsize=64)
 def run(program: str, args: tuple[str, ...], digest: str) -> tuple[int, str, str, dict]:
-    """One run in a scratch directory; `digest` keys the cache, so an edited calculator or input file runs again."""
+    """One run in a scratch directory; `digest` keys the caches (this process's and the disk's), so an edited
+    calculator or input file runs again. Calculators use the standard library only: the interpreter is the rest."""
+    entry = build_cache.key(sys.version, digest)
+    value = build_cache.cached("calculators", entry, lambda: _run(program, args), keep=lambda v: v[0] == 0)
+    return tuple(value)
+
+
+def _run(program: str, args: tuple[str, ...]) -> tuple[int, str, str, dict]:
     with tempfile.TemporaryDirectory(prefix="calculator-") as scratch:
         try:
             done = subprocess.run([sys.executable, program, *args], cwd=scratch, capture_output=True, text=True,

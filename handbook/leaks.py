@@ -10,6 +10,7 @@ HTML without tags, JSON (search/search_index.json) by its strings, sitemap.xml(.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import html
 import json
@@ -170,6 +171,15 @@ def readable_text(path: Path) -> str | None:
     return normalize(text)
 
 
+@functools.lru_cache(maxsize=None)
+def _probe(fragment: str) -> str | None:
+    """A word the text must hold whole if it holds the fragment: texts are normalized to single spaces, so a word
+    with a space on each side in the fragment is a whole word of the text (the longest such, the rarest); None for
+    fragments of one or two words. It spares most fragments a substring search of every file."""
+    inner = fragment.split(" ")[1:-1]
+    return max(inner, key=len) if inner else None
+
+
 def scan(site: Path, found: list[Fragment] | None = None) -> list[str]:
     """One line per file of SITE that holds instructor material: `PATH: has "..." (from SOURCE)`."""
     found = fragments() if found is None else found
@@ -185,7 +195,8 @@ def scan(site: Path, found: list[Fragment] | None = None) -> list[str]:
             continue
         if text is None:
             continue
-        hits = [f for f in found if f.text in text]
+        words = set(text.split(" "))
+        hits = [f for f in found if (_probe(f.text) is None or _probe(f.text) in words) and f.text in text]
         if hits:
             first = hits[0]
             shown = first.text if len(first.text) <= 70 else first.text[:67] + "..."
