@@ -18,6 +18,8 @@ TRAIN = LAB3 / "01_ddp_train.py"  # snippets/labs/lab3/01_ddp_train.py (shown in
 BENCH = LAB3 / "02_allreduce_bench.py"
 HARNESS = LAB3 / "03_scaling_harness.py"
 ESTIMATE = LAB3 / "04_comm_estimate.py"
+CURVE = LAB3 / "05_scaling_curve.py"
+COUNTS = (2, 4)  # 4 proves any N works, and a bus-bandwidth factor other than 1
 
 
 def run(script, *args, cwd):
@@ -84,12 +86,19 @@ def lab_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scaling(lab_dir):
-    """One harness run comparing 1 worker with 2 and with 4 (4 proves any N works; later issues record 4 and 8 GPUs)."""
-    cwd = lab_dir
-    proc = run(HARNESS, "--device", "cpu", "--workers", "2", "4", cwd=cwd)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return cwd, proc.stdout, json.loads((cwd / "scaling_report.json").read_text())
+def curve(lab_dir):
+    """One run of the scaling curve with 2 and 4 gloo workers. It runs the harness (1, 2 and 4 workers) and the
+    benchmark (2 and 4 ranks) in the lab folder, as a learner's run would, and the checks of every step read those
+    files: the CPU cost of the file is one launch per worker count, not one per check."""
+    proc = run(CURVE, "--device", "cpu", "--counts", *map(str, COUNTS), "--max-bytes", str(2**16), cwd=lab_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return lab_dir, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def scaling(curve):
+    cwd, stdout = curve
+    return cwd, stdout, json.loads((cwd / "scaling_report.json").read_text())
 
 
 def test_harness_passes_its_criteria_on_cpu(scaling):
@@ -102,7 +111,7 @@ def test_harness_passes_its_criteria_on_cpu(scaling):
     assert "![throughput and efficiency](scaling.png)" in md and "| 2 |" in md and "| 4 |" in md
 
 
-@pytest.mark.parametrize("n", [2, 4])
+@pytest.mark.parametrize("n", COUNTS)
 def test_every_rank_trained_and_stayed_in_sync(scaling, n):
     cwd, _, _ = scaling
     run_n = json.loads((cwd / f"ddp_{n}w.json").read_text())
@@ -116,7 +125,7 @@ def test_every_rank_trained_and_stayed_in_sync(scaling, n):
         assert phase["samples_per_s_total"] == pytest.approx(phase["global_batch"] / phase["step_s"])
 
 
-@pytest.mark.parametrize("n", [2, 4])
+@pytest.mark.parametrize("n", COUNTS)
 def test_compute_only_steps_really_skip_the_all_reduce(scaling, n):
     """Each rank trains on different data: without the all-reduce the replicas must drift apart. A forward pass
     outside no_sync() would still all-reduce, keep them identical, and book the communication as compute."""
@@ -132,7 +141,7 @@ def test_compute_only_steps_really_skip_the_all_reduce(scaling, n):
     assert f"{n} workers: compute-only step" in stdout
 
 
-@pytest.mark.parametrize("n", [2, 4])
+@pytest.mark.parametrize("n", COUNTS)
 def test_reported_efficiencies_follow_from_the_raw_numbers(scaling, harness, n):
     cwd, _, report = scaling
     base = json.loads((cwd / "ddp_1w.json").read_text())["phases"][0]
@@ -186,23 +195,18 @@ def test_verification_counts_wrong_elements(bench):
     assert bench["count_wrong"](total[1:11], n) == 10
 
 
-@pytest.fixture(scope="module")
-def bench_run(lab_dir):
-    proc = run(BENCH, "--device", "cpu", "--max-bytes", str(2**16), cwd=lab_dir)
-    return proc, lab_dir
-
-
-def test_bench_on_two_gloo_ranks_is_correct(bench_run):
-    proc, cwd = bench_run
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads((cwd / "allreduce_bench.json").read_text())
-    assert result["correct"] and result["world_size"] == 2 and result["busbw_factor"] == 1.0
+@pytest.mark.parametrize("n", COUNTS)
+def test_bench_on_gloo_ranks_is_correct(curve, n):
+    cwd, stdout = curve
+    result = json.loads((cwd / f"allreduce_bench_{n}.json").read_text())
+    factor = 2 * (n - 1) / n
+    assert result["correct"] and result["world_size"] == n and result["busbw_factor"] == factor
     assert [r["bytes"] for r in result["rows"]] == [1024, 4096, 16384, 65536]
     for r in result["rows"]:
         assert r["wrong_elements"] == 0 and r["time_us"] > 0
         assert r["algbw_gbps"] == pytest.approx(r["bytes"] / (r["time_us"] * 1e-6) / 1e9)
-        assert r["busbw_gbps"] == pytest.approx(r["algbw_gbps"])  # 2 ranks: factor 2(n-1)/n = 1
-    assert proc.stdout.count(" ok") == 4
+        assert r["busbw_gbps"] == pytest.approx(r["algbw_gbps"] * factor)  # 2(n-1)/n: 1 for 2 ranks, 1.5 for 4
+    assert stdout.count(" ok") == 4 * len(COUNTS)
     chart = result["chart"]
     assert chart["x"]["unit"] == "bytes" and chart["y"]["unit"] == "GB/s" and len(chart["series"]["busbw"]) == 4
 
@@ -237,9 +241,10 @@ def test_estimate_formulas_on_known_numbers(estimate):
     assert sum(estimate["buckets"]([3, 7, 11, 13], 9)) == 34
 
 
-def test_estimate_reads_steps_1_and_4(scaling, bench_run):
-    cwd = bench_run[1]
-    proc = subprocess.run([sys.executable, str(ESTIMATE)], cwd=cwd, capture_output=True, text=True, timeout=60)
+def test_estimate_reads_steps_1_and_4(curve):
+    cwd = curve[0]
+    proc = subprocess.run([sys.executable, str(ESTIMATE), "--bench", "allreduce_bench_2.json"], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads((cwd / "comm_estimate.json").read_text())
     train = json.loads((cwd / "ddp_2w.json").read_text())
@@ -250,23 +255,25 @@ def test_estimate_reads_steps_1_and_4(scaling, bench_run):
         max(0.0, train["phases"][0]["step_s"] - train["phases"][0]["compute_only_step_s"]))
 
 
-def test_estimate_refuses_runs_of_different_sizes(scaling, bench_run):
-    cwd = bench_run[1]
-    proc = subprocess.run([sys.executable, str(ESTIMATE), "--train", "ddp_4w.json"], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+def test_estimate_refuses_runs_of_different_sizes(curve):
+    proc = subprocess.run([sys.executable, str(ESTIMATE), "--bench", "allreduce_bench_2.json", "--train", "ddp_4w.json"],
+                          cwd=curve[0], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("04_comm_estimate.py: allreduce_bench.json was measured on 2 ranks but "
+    assert proc.stderr.strip() == ("04_comm_estimate.py: allreduce_bench_2.json was measured on 2 ranks but "
                                    "ddp_4w.json ran on 4: rerun 02_allreduce_bench.py --ranks 4")
 
 
-def test_the_scaling_curve_runs_on_cpu_and_writes_its_charts(tmp_path):
-    """labs/lab3/05_scaling_curve.py with 2 gloo workers: the program the 4- and 8-GPU recordings run."""
-    done = subprocess.run([sys.executable, str(LAB3 / "05_scaling_curve.py"), "--device", "cpu", "--counts", "2"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    efficiency = json.loads((tmp_path / "scaling_efficiency.json").read_text())["chart"]
-    assert [point[0] for point in efficiency["series"]["weak"]] == [1, 2]
-    curve = json.loads((tmp_path / "scaling_curve.json").read_text())
-    reported = curve["scaling"]["rows"][0]["weak"]["efficiency"]
-    assert abs(efficiency["series"]["weak"][1][1] - 100 * reported) < 1e-9
-    assert all(row["wrong_elements"] == 0 for row in curve["busbw"]["2"])
+def test_the_scaling_curve_draws_what_the_harness_and_the_benchmark_measured(curve):
+    """labs/lab3/05_scaling_curve.py with 2 and 4 gloo workers: the program the 4- and 8-GPU recordings run."""
+    cwd, _ = curve
+    efficiency = json.loads((cwd / "scaling_efficiency.json").read_text())["chart"]
+    assert [point[0] for point in efficiency["series"]["weak"]] == [1, *COUNTS]
+    curve_data = json.loads((cwd / "scaling_curve.json").read_text())
+    assert curve_data["scaling"] == json.loads((cwd / "scaling_report.json").read_text())
+    for i, n in enumerate(COUNTS, start=1):
+        reported = curve_data["scaling"]["rows"][i - 1]["weak"]["efficiency"]
+        assert abs(efficiency["series"]["weak"][i][1] - 100 * reported) < 1e-9
+        bench = json.loads((cwd / f"allreduce_bench_{n}.json").read_text())["rows"]
+        assert curve_data["busbw"][str(n)] == bench and all(row["wrong_elements"] == 0 for row in bench)
+    busbw = json.loads((cwd / "busbw_by_gpus.json").read_text())["chart"]["series"]
+    assert sorted(busbw) == [f"{n} GPUs" for n in COUNTS]
