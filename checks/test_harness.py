@@ -248,3 +248,18 @@ def test_fence_forms_superfences_accepts_are_collected(project):
     result = run(project, "docs/forms.md")
     assert result.returncode == 0, result.stdout
     assert "docs/forms.md  ran 3  skipped 0  failed 0" in result.stdout
+
+
+def test_auto_starts_three_workers_per_two_cores_and_none_for_one_page(monkeypatch):
+    from handbook import pytest_plugin
+
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+
+    class Config:
+        def __init__(self, *args):
+            self.args = list(args)
+
+    cores = os.cpu_count() or 1
+    assert pytest_plugin.pytest_xdist_auto_num_workers(Config("docs/page.md")) == 0
+    assert pytest_plugin.pytest_xdist_auto_num_workers(Config()) == max(1, 3 * cores // 2)
+    assert pytest_plugin.pytest_xdist_auto_num_workers(Config("docs", "checks")) == max(1, 3 * cores // 2)

@@ -78,8 +78,12 @@ def printed(tmp_path_factory):
 
     pairs = sorted({(e[2], command) for e in SIMULATED for command, _ in e[4]})
 
+    # Folders made here, one thread: mktemp's first call creates the worker's base folder, and two threads doing
+    # that at once make one of them fail (FileExistsError) when this is the worker's first use of tmp_path.
+    folders = {pair: workdir(tmp_path_factory.mktemp("cmd")) for pair in pairs}
+
     def one(pair):
-        return pair, play(pair[0], pair[1], workdir(tmp_path_factory.mktemp("cmd")))
+        return pair, play(pair[0], pair[1], folders[pair])
 
     with ThreadPoolExecutor(4) as pool:
         return dict(pool.map(one, pairs))
