@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from handbook import gpusim
 
@@ -106,6 +105,8 @@ def test_sampler_script_summarizes_and_writes_a_chart(tmp_path, monkeypatch, cap
 # ---- FLOP counts ----------------------------------------------------------------------------------------------
 
 def test_flop_count_matches_pytorchs_counter(train):
+    import torch  # here, not at the top: every xdist worker imports this file to collect it
+
     from torch.utils.flop_counter import FlopCounterMode
 
     model = train["mlp"](64, 128, 3, 10)
@@ -116,6 +117,8 @@ def test_flop_count_matches_pytorchs_counter(train):
 
 
 def test_full_size_model_has_the_stated_size(train):
+    import torch
+
     with torch.device("meta"):  # no memory, no initialization: shapes only
         model = train["mlp"](1024, 4096, 8, 1000)
         starter = load(STARTER)["mlp"](1024, 4096, 8, 1000)
@@ -148,6 +151,8 @@ def test_stage_0_is_the_starter_and_stages_accumulate(train):
 
 
 def test_batched_loader_ships_uint8_batches(train):
+    import torch
+
     cfg = train["stage_config"](2, "cpu")
     cfg.workers = 0
     data = train["SyntheticImages"](256, 16, 4)
@@ -169,6 +174,8 @@ def test_train_script_rejects_a_bad_stage(tmp_path, monkeypatch, capsys):
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
+    import torch
+
     """All stages and the sweep, tiny, without NVML (as on a machine without a GPU)."""
     out = tmp_path_factory.mktemp("lab2")
     mp = pytest.MonkeyPatch()
@@ -208,6 +215,8 @@ def test_experiment_report_reads_its_own_traces(experiment, report):
 
 
 def test_experiment_under_the_simulator_refuses_foreign_utilization(tmp_path, monkeypatch, report):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with gpusim.activate(STEADY):
         run_main(EXPERIMENT, "--stages", "4", "--no-sweep", "--seconds", "0.5", "--out", str(tmp_path),
