@@ -50,7 +50,7 @@ def pytest_xdist_auto_num_workers(config):
     on one page, whose blocks run one after another anyway (--dist loadfile). Otherwise three workers per two
     cores: much of the suite waits (simulated GPUs play in real time, samplers sleep through their windows,
     processes start, the browser waits for the network to settle), and the extra worker keeps the cores busy
-    meanwhile (docs/authors/index.md has the measurements)."""
+    meanwhile (checks/bench/bench_checks.py times the full suite both ways)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     paths = [arg.split("::")[0] for arg in config.args]

@@ -2,10 +2,14 @@
 
     .venv/bin/python checks/bench/bench_checks.py [--runs N]
 
-Targets (issue 2, on the 2-core CI machine): one page <= 3 s; full CPU suite + strict build <= 90 s.
+Targets on the 2-core CI machine: one page <= torch import + 1 s (issue 12); the full CPU suite <= 120 s
+(issue 12). The full suite is timed as CI runs it (`-n auto`, three workers per two cores) and with one worker
+per core, the xdist default, so the worker count's effect is measured rather than assumed; each full run starts
+with an empty build cache (HANDBOOK_CACHE_DIR), as a fresh CI machine does.
 The figures are printed, never asserted: timings belong here, not in tests.
 """
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,9 +25,10 @@ SPINE = ("harness", "fence_parsing", "site", "snippets", "recordings", "notebook
 
 def seconds(cmd: list[str], cwd: Path = ROOT) -> float:
     """Wall seconds of one command; a failing command ends the benchmark with its output."""
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as cache:
+        started = time.perf_counter()
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "HANDBOOK_CACHE_DIR": cache})
+        elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"benchmark command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return elapsed
@@ -41,6 +46,7 @@ def main():
             "the spine: every page's blocks + harness, site, snippet, recording checks": [
                 py, "-m", "pytest", "-q", "docs", *(f"checks/test_{name}.py" for name in SPINE)],
             "full CPU suite (python -m pytest, includes a strict build)": [py, "-m", "pytest", "-q"],
+            f"full CPU suite, one worker per core (-n {os.cpu_count()})": [py, "-m", "pytest", "-q", "-n", str(os.cpu_count())],
         }
         for name, cmd in cases.items():
             runs = [seconds(cmd) for _ in range(args.runs)]
