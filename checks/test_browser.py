@@ -3,8 +3,9 @@ checks/install-system-deps.sh) driven by Playwright from PyPI. Nothing here down
 `playwright install`.
 
 Once per module, a scratch git repository releases two cohorts with `python -m handbook.release` (the real
-command, --no-checks): a small older cohort, then the working tree; its gh-pages tree is served on 127.0.0.1. Requests to other hosts (Material's Google Fonts, the GitHub repository facts) are answered empty,
-so the checks are offline.
+command, --no-checks): a small older cohort, then the working tree; its gh-pages tree is served on 127.0.0.1.
+Requests to other hosts (Material's Google Fonts, the GitHub repository facts) are answered empty, so the checks
+are offline.
 Screenshots go to $HANDBOOK_ARTIFACTS (default: a pytest temporary directory).
 """
 import json
