@@ -66,9 +66,12 @@ class PageParser(MarkdownIt):
         return list(_tokens(src))  # a build and a collection read each page several times: parse it once
 
 
+_COMMONMARK = MarkdownIt("commonmark")
+
+
 @functools.lru_cache(maxsize=256)
 def _tokens(src: str) -> tuple:
-    return tuple(MarkdownIt("commonmark").parse(containers.flatten(src)))
+    return tuple(_COMMONMARK.parse(containers.flatten(src)))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ HTML without tags, JSON (search/search_index.json) by its strings, sitemap.xml(.
 """
 from __future__ import annotations
 
-import functools
 import gzip
 import html
 import json
@@ -171,7 +170,6 @@ def readable_text(path: Path) -> str | None:
     return normalize(text)
 
 
-@functools.lru_cache(maxsize=None)
 def _probe(fragment: str) -> str | None:
     """A word the text must hold whole if it holds the fragment: texts are normalized to single spaces, so a word
     with a space on each side in the fragment is a whole word of the text (the longest such, the rarest); None for
@@ -183,6 +181,7 @@ def _probe(fragment: str) -> str | None:
 def scan(site: Path, found: list[Fragment] | None = None) -> list[str]:
     """One line per file of SITE that holds instructor material: `PATH: has "..." (from SOURCE)`."""
     found = fragments() if found is None else found
+    probed = [(f, _probe(f.text)) for f in found]
     problems = []
     for path in sorted(p for p in site.rglob("*") if p.is_file()):
         rel = path.relative_to(site).as_posix()
@@ -196,7 +195,7 @@ def scan(site: Path, found: list[Fragment] | None = None) -> list[str]:
         if text is None:
             continue
         words = set(text.split(" "))
-        hits = [f for f in found if (_probe(f.text) is None or _probe(f.text) in words) and f.text in text]
+        hits = [f for f, probe in probed if (probe is None or probe in words) and f.text in text]
         if hits:
             first = hits[0]
             shown = first.text if len(first.text) <= 70 else first.text[:67] + "..."

@@ -34,6 +34,11 @@ def seconds(cmd: list[str], cwd: Path = ROOT) -> float:
     return elapsed
 
 
+def median(cmd: list[str], cwd: Path, runs: int) -> tuple[float, list[float]]:
+    times = [seconds(cmd, cwd) for _ in range(runs)]
+    return statistics.median(times), times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -49,8 +54,8 @@ def main():
             f"full CPU suite, one worker per core (-n {os.cpu_count()})": [py, "-m", "pytest", "-q", "-n", str(os.cpu_count())],
         }
         for name, cmd in cases.items():
-            runs = [seconds(cmd) for _ in range(args.runs)]
-            print(f"{name:62} median {statistics.median(runs):6.1f} s  (runs: {', '.join(f'{r:.1f}' for r in runs)})")
+            middle, runs = median(cmd, ROOT, args.runs)
+            print(f"{name:62} median {middle:6.1f} s  (runs: {', '.join(f'{r:.1f}' for r in runs)})")
 
 
 if __name__ == "__main__":

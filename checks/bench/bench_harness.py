@@ -9,12 +9,11 @@ Cases (issue 12; targets on the 2-core CI machine, printed, never asserted):
 """
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_checks import seconds  # same timing, same failure report
+from bench_checks import median  # same timing, same failure report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,11 +33,6 @@ def synthetic_tree(root: Path, harness: bool) -> None:
     else:  # pytest-markdown-docs alone, with the project's other pytest options (pyproject.toml addopts)
         (root / "pytest.ini").write_text("[pytest]\naddopts = --markdown-docs -ra --dist loadfile -p no:cacheprovider "
                                          "-p no:hypothesispytest\n")
-
-
-def median(cmd, cwd, runs) -> tuple[float, list[float]]:
-    times = [seconds(cmd, cwd) for _ in range(runs)]
-    return statistics.median(times), times
 
 
 def main():
