@@ -37,8 +37,9 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--isolation", choices=("auto", "fresh", "none"), default=os.environ.get(ISOLATION_ENV, "auto"),
-        help="auto: CPU blocks in a forked child, GPU blocks in a fresh interpreter; fresh: every block in a fresh "
-             "interpreter; none: in the pytest process (for --pdb; a crash takes the worker down)",
+        help="auto: CPU blocks in a block server (a fresh interpreter per worker), GPU blocks in a fresh interpreter "
+             "each; fresh: every block in a fresh interpreter; none: in the pytest process (for --pdb; a crash takes "
+             "the worker down)",
     )
     group.addoption("--shard", default=None, metavar="I/N",
                     help="run part I of N (1-based), balanced by the recorded durations (see sharding.py)")
