@@ -10,7 +10,8 @@ A python fence is checked unless it says `notest`. Its options (after the langua
   fixture:NAME     gets the pytest fixture NAME as a global
 A console/bash/sh fence may say `run` (see shell_blocks.py): its commands are executed, with requires=,
 timeout= and sim= as above (sim= puts the simulator's nvidia-smi first on PATH).
-Any fence may also carry the display options title="...", linenums="N" and hl_lines="...".
+Any fence may also carry the display options title="...", linenums="N" and hl_lines="...", and `fold`: the site
+shows the block folded (one click opens it) while its recorded output stays in view, for long programs.
 Anything else is an error naming page:line: a misspelt option must never silently change what runs.
 """
 import functools
@@ -26,6 +27,7 @@ from . import DOCS, INSTRUCTOR, SNIPPETS, containers, requirements, snippets
 
 PYTHON = ("python", "py", "python3")
 DISPLAY_OPTIONS = {"title", "linenums", "hl_lines"}
+DISPLAY_FLAGS = {"fold"}
 VALUE_OPTIONS = {"requires", "timeout", "sim"} | DISPLAY_OPTIONS
 FLAG_OPTIONS = {"record", "notest", "continuation"}
 SHELL = ("console", "bash", "sh", "shell")
@@ -123,7 +125,7 @@ def parse_options(page: Path, line: int, lang: str, words: list[str]) -> dict:
             options.setdefault("fixtures", []).append(key.removeprefix("fixture:"))
             continue
         allowed_values = VALUE_OPTIONS if lang in PYTHON else SHELL_VALUE_OPTIONS if lang in SHELL else DISPLAY_OPTIONS
-        allowed_flags = FLAG_OPTIONS if lang in PYTHON else SHELL_FLAG_OPTIONS if lang in SHELL else set()
+        allowed_flags = DISPLAY_FLAGS | (FLAG_OPTIONS if lang in PYTHON else SHELL_FLAG_OPTIONS if lang in SHELL else set())
         if (eq and key not in allowed_values) or (not eq and key not in allowed_flags):
             known = sorted(allowed_values | allowed_flags)
             raise BlockError(page, line, f"unknown fence option {word!r} on a {lang or 'plain'} block (known: {', '.join(known)})")

@@ -39,6 +39,8 @@ def on_page_markdown(markdown, page, config, files):
                 lines[block.end_line:block.end_line] = [indent + line if line else "" for line in shown]
             m = FENCE_OPEN.match(lines[block.line - 1])
             lines[block.line - 1] = f"{m['indent']}{m['fence']}{display_info(block)}"
+            if "fold" in block.options:
+                lines[block.line - 1:block.end_line] = folded(block, lines[block.line - 1:block.end_line], indent)
         markdown = "\n".join(lines)
         markdown = calculators.expand(markdown, Path(page.file.abs_src_path), snippet_dir)  # docs/capacity/
         if INDEX_MARKER in markdown:
@@ -50,6 +52,17 @@ def on_page_markdown(markdown, page, config, files):
 
 def page_fences(path: Path, markdown: str, snippet_dir: Path) -> list[blocks.Block]:
     return [blocks.parse_block(path, t, snippet_dir) for t in blocks.PageParser().parse(markdown) if t.type == "fence" and t.map]
+
+
+def folded(block: blocks.Block, fence: list[str], indent: str) -> list[str]:
+    """A `fold` block inside a closed details box; its recorded output, inserted after the fence, stays outside."""
+    if block.snippet:
+        length = len(block.snippet.path.read_text(encoding="utf-8").splitlines())
+        summary = f"The whole program: {block.snippet.path.name} ({length} lines)"
+    else:
+        summary = f"The whole {block.lang or 'block'} ({block.end_line - block.line - 1} lines)"
+    inner = [f"{indent}    {line[len(indent):]}" if line.strip() else "" for line in fence]
+    return [f'{indent}??? abstract "{summary}"', "", *inner]
 
 
 def display_info(block: blocks.Block) -> str:
