@@ -142,11 +142,15 @@ def test_requires_gpu_skips_with_reason_and_fails_in_gpu_runner_mode(project):
 
 
 @pytest.mark.parametrize("fence, message", [
-    ('python requiers="gpu"', "docs/bad.md:3: unknown fence option 'requiers=gpu' on a python block"),
+    ('python requiers="gpu"', "docs/bad.md:3: unknown fence option 'requiers=gpu' on a python block; did you mean "
+                              "'requires=\"...\"'? (options here: requires=\"...\", timeout=N, sim=\"SCENARIO\", "
+                              "record, notest, continuation, fixture:NAME, fold,"),
+    ("python recrod", "docs/bad.md:3: unknown fence option 'recrod' on a python block; did you mean 'record'?"),
+    ("python timeout", "did you mean 'timeout=N'?"),
     ('python requires="gpu mem>=forty"', "docs/bad.md:3: malformed requirement 'mem>=forty'"),
     ('python requires="gpus>=0"', "docs/bad.md:3: malformed requirement 'gpus>=0'"),
     ("python timeout=soon", "docs/bad.md:3: timeout='soon' must be a whole number of seconds"),
-    ('bash record', "docs/bad.md:3: unknown fence option 'record' on a bash block"),
+    ('bash record', "docs/bad.md:3: unknown fence option 'record' on a bash block; record applies to python fences"),
     ('python title="unclosed', "docs/bad.md:3: cannot read fence options"),
 ])
 def test_bad_fence_options_fail_collection_naming_the_line(project, fence, message):
@@ -167,7 +171,77 @@ def test_missing_snippet_or_section_is_an_error(project):
         '''
         """)
     result = run(project, "docs/inc.md")
-    assert 'docs/inc.md:3: section "nosuchsection" of "s/p/01_a.py" needs' in result.stdout
+    assert 'docs/inc.md:4: section "nosuchsection" of "s/p/01_a.py" needs' in result.stdout
+
+
+@pytest.mark.parametrize("include, message", [
+    ('--8<-- "s/p/01_a.py', "docs/inc.md:4: garbled include '--8<-- \"s/p/01_a.py': write --8<-- \"path/to/file.py\""),
+    ("--8<-- s/p/01_a.py", "docs/inc.md:4: garbled include"),
+    ('--8<-- "s/p/01_a.py:1:3"', "docs/inc.md:4: include 's/p/01_a.py:1:3' names lines"),
+])
+def test_a_garbled_include_or_a_line_range_names_its_line(project, include, message):
+    write(project, "snippets/s/p/01_a.py", "print('a')\n")
+    write(project, "docs/inc.md", f"# Includes\n\n'''python\n{include}\n'''\n")
+    result = run(project, "docs/inc.md")
+    assert result.returncode != 0 and message in result.stdout, result.stdout
+
+
+def test_single_quoted_includes_run_like_double_quoted_ones(project):
+    write(project, "snippets/s/p/01_a.py", "print('from the snippet')\n")
+    write(project, "docs/inc.md", "# Includes\n\n'''python\n--8<-- 's/p/01_a.py'\n'''\n")
+    result = run(project, "docs/inc.md", "-s")
+    assert result.returncode == 0 and "from the snippet" in result.stdout, result.stdout
+
+
+def test_the_page_checks_item_names_each_problem_with_its_line(project):
+    """`pytest docs/PAGE.md` checks more than blocks: a dangling figure reference, a typed figure, a broken link or
+    anchor, and a line the site would drop each fail the page's page-checks item with page:line."""
+    write(project, "docs/other.md", "# Other\n\n## Real heading\n")
+    write(project, "docs/page.md", """\
+        # Page
+
+        It ran at {{ rec:01_nothing:result.json/x }} on the card.
+
+        The copy reached 3.9 TB/s on our machine.
+
+        See [the other page](other.md#no-such-heading), [a real one](other.md#real-heading) and [gone](gone.md).
+
+        Mark it with # --8<-- [start:x] in the file.
+        """)
+    result = run(project, "docs/page.md")
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "docs/page.md:3: {{ rec:01_nothing:result.json/x }}" in out
+    assert "docs/page.md:5: " in out and "3.9 TB/s" in out
+    assert "docs/page.md:7: link to other.md#no-such-heading: docs/other.md has no heading" in out
+    assert "docs/page.md:7: link to gone.md: no such page" in out
+    assert "other.md#real-heading:" not in out
+    assert "docs/page.md:9: the site drops this line" in out
+
+
+def test_markdown_docs_flag_does_not_collect_blocks_twice(project):
+    write(project, "docs/once.md", "# Once\n\n'''python\nprint('hello')\n'''\n")
+    plain, flagged = run(project, "docs/once.md"), run(project, "docs/once.md", "--markdown-docs")
+    assert "2 passed" in plain.stdout and "2 passed" in flagged.stdout, flagged.stdout
+
+
+def test_notebook_cells_are_items_that_fail_in_plain_text_and_never_touch_the_file(project):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# N"), nbformat.v4.new_code_cell("x = 6 * 7"),
+        nbformat.v4.new_code_cell("def f():\n    return x / 0\nf()"), nbformat.v4.new_code_cell("print(x)")])
+    path = project / "docs" / "n.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    result = run(project, "docs/n.ipynb", "-rA")
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "PASSED docs/n.ipynb::cell2" in out and "not run: cell 3 failed" in out
+    assert "docs/n.ipynb:cell3: ZeroDivisionError: division by zero" in out
+    assert 'File "n.ipynb:cell3", line 2, in f\n    return x / 0' in out
+    assert "\x1b[" not in out  # no ANSI colour codes
+    assert path.read_bytes() == before
 
 
 def test_per_block_timeout_turns_a_hang_into_a_failure(project):
@@ -226,6 +300,27 @@ def test_a_block_runs_as_main_in_a_scratch_directory(project):
     result = run(project, "docs/main.md", "-s")
     assert result.returncode == 0, result.stdout
     assert not (project / "left-behind.txt").exists()
+
+
+def test_file_is_the_snippet_for_a_snippet_block_and_never_the_page(project):
+    write(project, "snippets/s/p/01_where.py", "print('file', __file__)\n")
+    write(project, "docs/where.md", """\
+        # Where
+
+        '''python
+        --8<-- "s/p/01_where.py"
+        '''
+
+        '''python
+        import os
+        assert not __file__.endswith(".md"), __file__
+        open(os.path.join(os.path.dirname(__file__), "out.txt"), "w").write("x")
+        '''
+        """)
+    result = run(project, "docs/where.md", "-s")
+    assert result.returncode == 0, result.stdout
+    assert f"file {project / 'snippets/s/p/01_where.py'}" in result.stdout
+    assert not any(p.name == "out.txt" for p in (project / "docs").rglob("*")), "a block wrote into docs/"
 
 
 def test_fence_forms_superfences_accepts_are_collected(project):

@@ -32,14 +32,14 @@ def test_a_block_that_kills_its_process_fails_alone_and_the_next_block_runs(proj
         assert re.search(r"docs/crashes\.md:25: (torch\.AcceleratorError|RuntimeError): CUDA error: device-side "
                          r"assert triggered", out), out
         assert "docs/crashes.md  ran 3  skipped 0  failed 3  notest 0" in out
-        assert "3 failed, 3 passed" in out
+        assert "3 failed, 4 passed" in out  # the page's blocks, and its page-checks item
     else:
         assert "docs/crashes.md  ran 2  skipped 2  failed 2  notest 0" in out
-        assert "2 failed, 2 passed, 2 skipped" in out  # one block, one failure: exact counts, also under xdist
+        assert "2 failed, 3 passed, 2 skipped" in out  # one block, one failure: exact counts, also under xdist
     assert "node down" not in out and "worker crashed" not in out.lower()  # the xdist worker survived
 
 
-def test_a_hung_block_is_killed_with_its_children_and_its_output_shown(project):  # noqa: F811
+def test_a_hung_block_is_killed_with_its_children_and_its_output_shown(project, tmp_path):  # noqa: F811
     write(project, "docs/hang.md", """\
         # Hang
 
@@ -54,10 +54,14 @@ def test_a_hung_block_is_killed_with_its_children_and_its_output_shown(project):
         print("next")
         '''
         """)
-    result = run(project, "docs/hang.md")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    result = run(project, "docs/hang.md", TMPDIR=str(temp))
     assert "docs/hang.md:3: Failed: Timeout >2s" in result.stdout
     assert "started a child that would outlive us" in result.stdout
-    assert "1 failed, 1 passed" in result.stdout
+    assert "1 failed, 2 passed" in result.stdout
+    left = [p.name for p in temp.iterdir() if p.name.startswith("block-")]
+    assert not left, f"the killed block left its scratch folder behind: {left}"
 
 
 def test_cpu_blocks_share_a_started_server_and_gpu_blocks_get_a_fresh_interpreter(project, tmp_path):  # noqa: F811

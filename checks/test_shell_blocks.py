@@ -140,14 +140,8 @@ def test_a_misspelt_query_field_or_section_fails_with_page_line(tmp_path, record
     assert problems[1].startswith(f"{blocks.rel(page)}:3: nvidia-smi --query-gpu field 'utilisation.gpu'")
 
 
-def test_every_nvidia_smi_command_on_the_pages_uses_recorded_fields_and_sections():
-    recorded = shell_blocks.nvidia_smi_help()
-    if recorded is None:
-        pytest.skip(f"the nvidia-smi field list is not recorded yet: record {shell_blocks.HELP_SNIPPET.name} on the "
-                    "GPU runner (python -m handbook.record docs/authors/index.md --only 01_nvidia_smi_help.py)")
-    known, provenance = recorded
-    problems = [p for page in PAGES for p in shell_blocks.check_nvidia_smi(page, known)]
-    assert not problems, "\n".join(problems) + f"\n(checked against nvidia-smi as {provenance})"
+# Every page's nvidia-smi commands are checked against the recorded lists by its page-checks item
+# (handbook/page_checks.py); test_a_misspelt_query_field_or_section_fails_with_page_line proves the check.
 
 
 @pytest.mark.skipif(not (shell_blocks.GPUSIM_BIN / "nvidia-smi").exists(), reason="the simulator's nvidia-smi "

@@ -1,18 +1,9 @@
 """The code blocks of a handbook page: where each one is, what it needs, and what it runs.
 
-A python fence is checked unless it says `notest`. Its options (after the language word):
-  requires="..."   hardware it needs (see requirements.py); skipped without it
-  timeout=N        seconds before a hang becomes a failure (default: pyproject's `timeout`)
-  sim="SCENARIO"   `import pynvml` gets the GPU simulator playing SCENARIO (see handbook/gpusim)
-  record           the recorder runs it on a GPU and the page shows the recorded output
-  notest           shown, never run (say why in the prose)
-  continuation     runs after the previous checked block of the page, in the same namespace
-  fixture:NAME     gets the pytest fixture NAME as a global
-A console/bash/sh fence may say `run` (see shell_blocks.py): its commands are executed, with requires=,
-timeout= and sim= as above (sim= puts the simulator's nvidia-smi first on PATH).
-Any fence may also carry the display options title="...", linenums="N" and hl_lines="...", and `fold`: the site
-shows the block folded (one click opens it) while its recorded output stays in view, for long programs.
-Anything else is an error naming page:line: a misspelt option must never silently change what runs.
+A python fence is checked unless it says `notest`; a console/bash/sh fence runs when it says `run` (see
+shell_blocks.py). Every fence option is described once, in fence_options.py; a word that is not an option of its
+fence is an error naming page:line (a misspelt option must never silently change what runs). An include line
+follows the grammar in snippets.py, and a garbled one is an error naming its line.
 """
 import functools
 import os
@@ -23,16 +14,8 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from . import DOCS, INSTRUCTOR, SNIPPETS, containers, requirements, snippets
-
-PYTHON = ("python", "py", "python3")
-DISPLAY_OPTIONS = {"title", "linenums", "hl_lines"}
-DISPLAY_FLAGS = {"fold"}
-VALUE_OPTIONS = {"requires", "timeout", "sim"} | DISPLAY_OPTIONS
-FLAG_OPTIONS = {"record", "notest", "continuation"}
-SHELL = ("console", "bash", "sh", "shell")
-SHELL_VALUE_OPTIONS = {"requires", "timeout", "sim"} | DISPLAY_OPTIONS
-SHELL_FLAG_OPTIONS = {"run"}
+from . import DOCS, INSTRUCTOR, SNIPPETS, containers, fence_options, requirements, snippets
+from .fence_options import PYTHON, SHELL
 
 
 class BlockError(ValueError):
@@ -119,16 +102,15 @@ def split_info(info: str) -> tuple[str, list[str]]:
 
 def parse_options(page: Path, line: int, lang: str, words: list[str]) -> dict:
     options: dict = {}
+    allowed = {o.name: o for o in fence_options.allowed(lang)}
     for word in words:
         key, eq, value = word.partition("=")
-        if key.startswith("fixture:") and not eq and lang in PYTHON:
+        if key.startswith("fixture:") and key != "fixture:" and not eq and "fixture" in allowed:
             options.setdefault("fixtures", []).append(key.removeprefix("fixture:"))
             continue
-        allowed_values = VALUE_OPTIONS if lang in PYTHON else SHELL_VALUE_OPTIONS if lang in SHELL else DISPLAY_OPTIONS
-        allowed_flags = DISPLAY_FLAGS | (FLAG_OPTIONS if lang in PYTHON else SHELL_FLAG_OPTIONS if lang in SHELL else set())
-        if (eq and key not in allowed_values) or (not eq and key not in allowed_flags):
-            known = sorted(allowed_values | allowed_flags)
-            raise BlockError(page, line, f"unknown fence option {word!r} on a {lang or 'plain'} block (known: {', '.join(known)})")
+        option = allowed.get(key)
+        if option is None or option.name == "fixture" or option.value != bool(eq):
+            raise BlockError(page, line, fence_options.unknown_message(word, lang))
         if key in options:
             raise BlockError(page, line, f"fence option {key!r} is given twice: keep one")
         options[key] = value if eq else True
@@ -158,14 +140,15 @@ def parse_block(page: Path, token, snippet_dir: Path = SNIPPETS) -> Block:
             raise BlockError(page, line, f"timeout={options['timeout']!r} must be a whole number of seconds > 0")
         timeout = int(options["timeout"])
     snippet = None
-    includes = [ln for ln in token.content.splitlines() if snippets.INCLUDE.match(ln)]
+    includes = [(n, ln) for n, ln in enumerate(token.content.splitlines(), line + 1) if snippets.is_include(ln)]
     if includes:
-        if len(includes) > 1 or token.content.strip() != includes[0].strip():
+        if len(includes) > 1 or token.content.strip() != includes[0][1].strip():
             raise BlockError(page, line, "a block that includes a snippet holds exactly one --8<-- line and nothing else")
+        number, text = includes[0]
         try:
-            snippet = snippets.resolve(snippets.INCLUDE.match(includes[0])["target"], snippet_dir)
+            snippet = snippets.resolve(snippets.include_target(text), snippet_dir)
         except snippets.SnippetError as err:
-            raise BlockError(page, line, str(err)) from None
+            raise BlockError(page, number, str(err)) from None
     block = Block(page, line, token.map[1], lang, options, req, timeout, snippet, token.content)
     if block.checked and "continuation" in options and snippet:
         raise BlockError(page, line, "a snippet block cannot be a continuation: snippets are whole programs")

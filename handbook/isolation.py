@@ -1,4 +1,5 @@
-"""Runs one block in a child process, so a block that ends its process, hangs or poisons CUDA fails alone.
+"""The one executor of Python code for the harness, the recorder and notebooks: a child process, so code that ends
+its process, hangs or poisons CUDA fails alone, with one default timeout (block_policy.default_timeout).
 
 Three ways, chosen per block by the plugin:
   serve  (CPU blocks) a block server, a fresh interpreter started once per pytest worker, runs block after block,
@@ -13,14 +14,20 @@ Three ways, chosen per block by the plugin:
 Either way the child writes what the block printed (stdout and stderr, interleaved) to a file and its result
 to another; a child that dies without a result (os._exit, a signal, a CUDA or NCCL abort) is reported with its
 exit status or signal and the tail of its output. A block past its timeout is killed with its process group.
+The block's scratch working directory is made and removed by the parent, so a killed block leaves nothing behind;
+its `__file__` is the snippet it runs, or a file in that scratch directory for an inline block (never the page: a
+block must not write into docs/). run_program runs a whole program as `python SNIPPET` (the recorder), with the
+same timeout handling.
 """
 import contextlib
+import dataclasses
 import gc
 import io
 import itertools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +51,7 @@ class Code:
     shown_path: str  # the same file as authors write it (docs/x.md, snippets/...)
     runs_snippet: str = ""  # "snippets/..." when the block includes one
     sim: str = ""  # gpusim scenario, or ""
+    workdir: str = ""  # the scratch working directory, made and removed by the parent
 
 
 @dataclass(frozen=True)
@@ -56,14 +64,15 @@ class Outcome:
 # ---- what the child does ------------------------------------------------------------------------------------
 
 def execute(code: Code, namespace: dict) -> str:
-    """Run the block as `__main__` in a scratch directory; the failure message, or "" when it passed."""
+    """Run the block as `__main__` in its scratch directory; the failure message, or "" when it passed."""
     main = types.ModuleType("__main__")
-    main.__file__ = code.path
     main.__dict__.update(namespace)
     saved = sys.argv, os.getcwd(), sys.modules.get("__main__")
-    with tempfile.TemporaryDirectory(prefix="block-") as scratch:
+    with _scratch(code) as scratch:
+        # __file__: the snippet it runs, else a name in the scratch directory, never the page (no writes into docs/)
+        main.__file__ = code.path if code.runs_snippet else os.path.join(scratch, "block.py")
         os.chdir(scratch)
-        sys.argv = [code.path]
+        sys.argv = [main.__file__]
         sys.modules["__main__"] = main
         try:
             compiled = compile(code.source, code.path, "exec", dont_inherit=True)
@@ -84,17 +93,32 @@ def execute(code: Code, namespace: dict) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def _scratch(code: Code):
+    """The block's working directory: the one its parent made, or (in-process, --isolation=none) a temporary one."""
+    if code.workdir:
+        yield code.workdir
+    else:
+        with tempfile.TemporaryDirectory(prefix="block-") as scratch:
+            yield scratch
+
+
+@contextlib.contextmanager
+def scratch_for(code: Code):
+    """In the parent: a scratch directory for the child, removed however the child ends (a kill included)."""
+    folder = tempfile.mkdtemp(prefix="block-")
+    try:
+        yield dataclasses.replace(code, workdir=folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _simulator(scenario: str):
     if not scenario:
         return contextlib.nullcontext()
     from . import gpusim  # only then: importing it in every forked child would cost each block milliseconds
 
     return gpusim.activate(scenario)
-
-
-def execute_here(code: Code, namespace: dict) -> str:
-    """--isolation=none: in the pytest process itself (for --pdb); a crash takes the worker with it."""
-    return execute(code, namespace)
 
 
 def describe(code: Code, err: BaseException) -> str:
@@ -162,6 +186,11 @@ def _remove(*paths: str) -> None:
 
 def run_forked(code: Code, namespace: dict, timeout: float | None, env_update: dict | None = None) -> Outcome:
     output, result = _run_files()
+    with scratch_for(code) as code:
+        return _run_forked(code, namespace, timeout, env_update, output, result)
+
+
+def _run_forked(code: Code, namespace: dict, timeout, env_update, output: str, result: str) -> Outcome:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -275,7 +304,8 @@ def run_served(code: Code, timeout: float | None, env_update: dict | None = None
         _SERVER.append(BlockServer(env_update))
     server = _SERVER[0]
     try:
-        result, status = server.run(code, output, timeout)
+        with scratch_for(code) as code:
+            result, status = server.run(code, output, timeout)
         if result == "timeout" or result is None:
             _SERVER.clear()  # it is gone: the next block gets a new server
         if result == "timeout":
@@ -290,7 +320,7 @@ def run_served(code: Code, timeout: float | None, env_update: dict | None = None
 
 
 def run_fresh(code: Code, env: dict, timeout: float | None) -> Outcome:
-    with tempfile.TemporaryDirectory(prefix="handbook-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="handbook-run-") as tmp, scratch_for(code) as code:
         output, result, spec = (os.path.join(tmp, n) for n in ("output", "result.json", "spec.json"))
         Path(spec).write_text(json.dumps({"code": code.__dict__, "output": output, "result": result}), "utf-8")
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -302,6 +332,29 @@ def run_fresh(code: Code, env: dict, timeout: float | None) -> Outcome:
         status = _wait(child.pid, timeout)
         child.returncode = 0  # reaped by _wait
         return _outcome(code, status, output, _read(result), timeout)
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    status: int | None  # the exit status; None when it ran past its timeout and was killed
+    stdout: str
+    stderr: str
+
+
+def run_program(argv: list[str], cwd: str, timeout: float | None, env: dict) -> ProgramRun:
+    """Run a whole program (`python SNIPPET`) in `cwd`, stdout and stderr apart; past `timeout` it is killed with
+    its process group, and the output so far is kept."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 start_new_session=True)
+        status = _wait(child.pid, timeout)
+        child.returncode = 0  # reaped by _wait
+        texts = []
+        for stream in (out, err):
+            stream.seek(0)
+            texts.append(stream.read().decode(errors="replace"))
+    exit_status = None if status is None else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+    return ProgramRun(exit_status, *texts)
 
 
 def _wait(pid: int, timeout: float | None) -> int | None:

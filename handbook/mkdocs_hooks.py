@@ -18,10 +18,12 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, calculators, charts, figures, notebooks, recordings
+from handbook import blocks, calculators, charts, fence_options, figures, notebooks, recordings, snippets
 
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 INDEX_MARKER = "<!-- recordings-index -->"
+OPTIONS_MARKER = "<!-- fence-options -->"  # docs/authors/index.md: the fence options, from fence_options.py
+GRAMMAR_MARKER = "<!-- include-grammar -->"  # docs/authors/index.md: the include grammar, from snippets.py
 HEADLINES = "demos/headlines.toml"
 
 
@@ -43,6 +45,10 @@ def on_page_markdown(markdown, page, config, files):
                 lines[block.line - 1:block.end_line] = folded(block, lines[block.line - 1:block.end_line], indent)
         markdown = "\n".join(lines)
         markdown = calculators.expand(markdown, Path(page.file.abs_src_path), snippet_dir)  # docs/capacity/
+        markdown = markdown.replace(OPTIONS_MARKER, fence_options.table())
+        grammar = re.sub(r"^(\s*)--8<--|--8<--(?= \[(?:start|end):)", lambda m: (m[1] or "") + ";--8<--",
+                         snippets.GRAMMAR, flags=re.M)  # pymdownx's escape: shown, never included or removed
+        markdown = markdown.replace(GRAMMAR_MARKER, f"```text\n{grammar}```")
         if INDEX_MARKER in markdown:
             markdown = markdown.replace(INDEX_MARKER, recordings_index(docs, snippet_dir, Path(page.file.src_path)))
         return markdown
@@ -66,7 +72,7 @@ def folded(block: blocks.Block, fence: list[str], indent: str) -> list[str]:
 
 
 def display_info(block: blocks.Block) -> str:
-    shown = {k: v for k, v in block.options.items() if k in blocks.DISPLAY_OPTIONS}
+    shown = {k: v for k, v in block.options.items() if k in fence_options.RENDERER}
     title = shown.get("title") or (block.snippet and block.snippet.path.name) or ""
     if block.requires:
         title = f"{title} · requires {block.requires.text}".lstrip(" ·")

@@ -61,6 +61,65 @@ def run_cell(source: str, namespace: dict, filename: str) -> list[dict]:
     return outputs
 
 
+def code_cells(path: Path) -> list[tuple[int, str]]:
+    """(cell number, counting every cell from 1, source) of each code cell."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [(n, "".join(c["source"])) for n, c in enumerate(nb["cells"], 1) if c["cell_type"] == "code"]
+
+
+# What run_on_cpu runs in a fresh interpreter: every code cell in order, one namespace, a result per cell.
+CPU_DRIVER = """
+import json, traceback
+from handbook.notebooks import cell_failure, run_cell
+results, namespace = {{}}, {{"__name__": "__main__"}}
+for number, source in {cells!r}:
+    try:
+        run_cell(source, namespace, {name!r} + f":cell{{number}}")
+        results[number] = ""
+    except Exception as err:
+        results[number] = cell_failure(err, {where!r} + str(number), {name!r} + f":cell{{number}}", source)
+        break
+with open({out!r}, "w") as f:
+    json.dump(results, f)
+"""
+
+
+def cell_failure(err: BaseException, where: str, filename: str, source: str) -> str:
+    """`page.ipynb:cellN: Error: message`, then the traceback from the cell's own frames on, in plain text."""
+    frames = traceback.extract_tb(err.__traceback__)
+    first = next((i for i, f in enumerate(frames) if f.filename == filename), len(frames))
+    cell_lines = source.splitlines()
+    exconly = "".join(traceback.format_exception_only(type(err), err)).strip()
+    lines = [f"{where}: {exconly.splitlines()[0]}", "Traceback (most recent call last):"]
+    for f in frames[first:]:
+        text = cell_lines[f.lineno - 1] if f.filename == filename and 0 < f.lineno <= len(cell_lines) else f.line
+        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n    {(text or "").strip()}')
+    return "\n".join(lines + [exconly])
+
+
+def run_on_cpu(path: Path, timeout: float) -> dict:
+    """Run the code cells on CPU (CUDA hidden, as in CI) in a fresh interpreter, never writing the notebook.
+    {cell number: "" (passed) or the failure, in plain text}, and "stopped": why later cells did not run."""
+    from . import isolation  # the harness's executor: timeout, process group, crash reporting
+    from .blocks import rel
+
+    cells = code_cells(path)
+    with tempfile.TemporaryDirectory(prefix="notebook-cpu-") as tmp:
+        out = os.path.join(tmp, "cells.json")
+        where = f"{rel(path)}:cell"
+        source = CPU_DRIVER.format(cells=cells, name=path.name, where=where, out=out)
+        code = isolation.Code(source=source, path=str(path), where=f"{rel(path)}", shown_path=rel(path))
+        outcome = isolation.run_fresh(code, {**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout)
+        done = {int(k): v for k, v in (json.loads(Path(out).read_text()) if os.path.exists(out) else {}).items()}
+    failed = next((n for n, v in done.items() if v), None)
+    if failed is None and len(done) < len(cells):  # the run itself died or timed out
+        first = cells[len(done)][0]
+        done[first] = f"{where}{first}: " + (outcome.failure or "the run ended before this cell")
+        failed = first
+    done["stopped"] = f"cell {failed} failed" if failed else ""
+    return done
+
+
 def record(path: Path, provenance: dict) -> float:
     """Run the notebook's code cells and save their outputs; returns the wall time. Raises NotebookError."""
     nb = json.loads(path.read_text(encoding="utf-8"))
@@ -89,7 +148,7 @@ def record(path: Path, provenance: dict) -> float:
     wall = time.perf_counter() - started
     recorded["metadata"][KEY] = {"code_sha256": code_sha256(recorded), "wall_seconds": round(wall, 2),
                                  "provenance": provenance}
-    line = {"cell_type": "markdown", "metadata": {"tags": [TAG]},
+    line = {"cell_type": "markdown", "id": TAG, "metadata": {"tags": [TAG]},
             "source": [f"> **The outputs below were recorded on a GPU.** {recordings.provenance_line(provenance, wall)}"]}
     cells = [c for c in recorded["cells"] if TAG not in c.get("metadata", {}).get("tags", [])]
     recorded["cells"] = cells[:1] + [line] + cells[1:]

@@ -9,7 +9,12 @@ What it adds to pytest-markdown-docs, through its hooks and item class:
   block that ends its process fails alone; GPU blocks get a fresh interpreter and GPUs of their own
   (scheduling.py); `--shard I/N` runs one of N balanced parts (sharding.py);
 - console/bash/sh fences with `run` are executed (shell_blocks.py);
+- each page also gets a `page-checks` item: its figure references, typed figures, nvidia-smi fields and internal
+  links (page_checks.py), so `pytest docs/PAGE.md` catches what the full suite would;
+- notebooks under docs/ get one item per code cell (`page.ipynb::cellN`), run on CPU without touching the file;
 - a per-page summary at the end: ran / skipped by reason / failed / notest, and any block unaccounted for.
+`--markdown-docs` (pytest-markdown-docs' own collector) is accepted and changes nothing: the pages are ours to
+collect, and collecting them twice would run every block twice.
 """
 import dataclasses
 import os
@@ -21,7 +26,8 @@ import pytest
 from pytest_markdown_docs.definitions import FenceTestDefinition
 from pytest_markdown_docs.plugin import MarkdownInlinePythonItem
 
-from . import blocks, isolation, recordings, requirements, scheduling, sharding, shell_blocks
+from . import block_policy, blocks, isolation, notebooks, page_checks, recordings, requirements, scheduling, sharding, shell_blocks
+from .block_policy import BlockFailed
 
 GPU_RUNNER_ENV = "HANDBOOK_GPU_RUNNER"
 ISOLATION_ENV = "HANDBOOK_ISOLATION"
@@ -65,10 +71,20 @@ def pytest_markdown_docs_markdown_it():
     return blocks.PageParser()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.option.markdowndocs = False  # see the module's docstring
+    config.pluginmanager.register(BlockSummary(config), "handbook-block-summary")
+
+
 def pytest_collect_file(file_path: Path, parent):
     roots = (parent.config.rootpath / "docs", parent.config.rootpath / "instructor")  # instructor: lab solutions
-    if file_path.suffix == ".md" and any(root in file_path.parents for root in roots):
+    if not any(root in file_path.parents for root in roots):
+        return None
+    if file_path.suffix == ".md":
         return HandbookPage.from_parent(parent, path=file_path)
+    if file_path.suffix == ".ipynb":
+        return NotebookPage.from_parent(parent, path=file_path)
     return None
 
 
@@ -85,6 +101,7 @@ class HandbookPage(pytest.File):
         except Exception as err:  # noqa: BLE001 - never a traceback for an author; fence fuzzing keeps this unreached
             raise self.CollectError(f"{blocks.rel(self.path)}: the harness could not read this page "
                                     f"({type(err).__name__}: {err}); this is a harness bug, please report it") from None
+        yield PageChecks.from_parent(self, name=PageChecks.NAME)
         chain = None  # (source, previous block) of the last checked python block, for continuation
         for block in page_blocks:
             if shell_blocks.runs(block):
@@ -120,23 +137,63 @@ def add_requirement_markers(item, block) -> None:
             item.add_marker(pytest.mark.timeout(block.timeout))
     else:
         item.add_marker(pytest.mark.timeout(0))  # waiting for a GPU is not the block's time
-    if block.requires and not gpu_runner_without_gpu(item.config):
-        reason = requirements.unmet(block.requires, requirements.detect())
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    block_policy.mark_unmet_requirements(item, block)
 
 
-class BlockFailed(Exception):
-    """A block's failure, already worded for the author (page:line first)."""
+class PageChecks(pytest.Item):
+    """Everything about a page that is not one of its blocks (page_checks.py), as one item of the page."""
+
+    NAME = "page-checks"
+
+    def runtest(self):
+        found = page_checks.problems(self.path, self.config.rootpath)
+        if found:
+            raise BlockFailed("\n".join(found))
+
+    def repr_failure(self, excinfo, style=None):
+        return str(excinfo.value) if excinfo.errisinstance(BlockFailed) else f"{blocks.rel(self.path)}: {excinfo.exconly()}"
+
+    def reportinfo(self):
+        return self.path, 0, f"{blocks.rel(self.path)}: figures, typed figures, nvidia-smi fields, links"
 
 
-def block_timeout(item) -> float:
-    if item.block.timeout:
-        return item.block.timeout
-    try:
-        return float(item.config.getini("timeout") or 0)
-    except (ValueError, KeyError):
-        return 0
+class NotebookPage(pytest.File):
+    """A notebook: one item per code cell. The cells run once, in order, in a fresh interpreter on CPU (as in CI);
+    the notebook file is never written, so its recorded GPU outputs stay."""
+
+    def collect(self):
+        self.results = None
+        for number, _ in notebooks.code_cells(self.path):
+            yield NotebookCell.from_parent(self, name=f"cell{number}", number=number)
+
+    def run_once(self) -> dict:
+        if self.results is None:
+            self.results = notebooks.run_on_cpu(self.path, block_policy.default_timeout(self.config))
+        return self.results
+
+
+class NotebookCell(pytest.Item):
+    def __init__(self, *, number: int, **kwargs):
+        super().__init__(**kwargs)
+        self.number = number
+        self.add_marker(pytest.mark.timeout(0))  # the run has the harness's own timeout
+
+    def runtest(self):
+        result = self.parent.run_once().get(self.number)
+        if result is None:
+            pytest.skip(f"not run: {self.parent.run_once()['stopped']}")
+        if result:
+            raise BlockFailed(result)
+
+    def repr_failure(self, excinfo, style=None):
+        return str(excinfo.value) if excinfo.errisinstance(BlockFailed) else f"{self.where}: {excinfo.exconly()}"
+
+    @property
+    def where(self) -> str:
+        return f"{blocks.rel(self.path)}:cell{self.number}"
+
+    def reportinfo(self):
+        return self.path, None, self.where
 
 
 def gpu_slots(block, hw) -> int:
@@ -152,7 +209,7 @@ def run_isolated(item, code: isolation.Code, namespace: dict, fixtures: bool) ->
     says requires=."""
     hw = requirements.detect()
     mode, slots = item.config.getoption("isolation"), gpu_slots(item.block, hw)
-    timeout = block_timeout(item)
+    timeout = block_policy.timeout_of(item.block, item.config)
     with scheduling.hold(hw.devices, slots) if slots and hw.devices else _no_gpus() as devices:
         pinned = {"CUDA_VISIBLE_DEVICES": scheduling.pinned_env(devices)["CUDA_VISIBLE_DEVICES"]} if devices else \
             {"CUDA_VISIBLE_DEVICES": ""} if hw.gpus else {}
@@ -177,9 +234,7 @@ class HandbookBlock(MarkdownInlinePythonItem):
         self.block = block
 
     def setup(self):
-        if self.block.requires and gpu_runner_without_gpu(self.config):
-            reason = requirements.unmet(self.block.requires, requirements.detect())
-            pytest.fail(f"{self.block.where}: GPU-runner mode, but this block {reason}", pytrace=False)
+        block_policy.fail_unmet_requirements(self, self.block)
         super().setup()
 
     def runtest(self):
@@ -195,7 +250,7 @@ class HandbookBlock(MarkdownInlinePythonItem):
             runs_snippet=blocks.rel(self.block.snippet.path) if self.block.snippet else "",
             sim=self.block.options.get("sim") or "")
         if self.config.getoption("isolation") == "none":
-            failure = isolation.execute_here(code, namespace)
+            failure = isolation.execute(code, namespace)
         else:
             outcome = run_isolated(self, code, namespace, fixtures=bool(self.block.options.get("fixtures")))
             sys.stdout.write(outcome.output)  # pytest shows it under "Captured stdout call" (or live with -s)
@@ -215,12 +270,6 @@ class HandbookBlock(MarkdownInlinePythonItem):
         return self.path, self.block.line - 1, self.block.where
 
 
-def gpu_runner_without_gpu(config) -> bool:
-    """A GPU runner that lost its GPU must fail, not skip. One with fewer GPUs than a block asks for (gpus>=8 on
-    a 2-GPU runner) still skips that block, with the reason."""
-    return config.getoption("gpu_runner") and requirements.detect().gpus == 0
-
-
 def pytest_collection_modifyitems(config, items):
     spec = config.getoption("shard")
     if not spec:
@@ -237,10 +286,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ---- the summary -------------------------------------------------------------------------------------------
-
-def pytest_configure(config):
-    config.pluginmanager.register(BlockSummary(config), "handbook-block-summary")
-
 
 class BlockSummary:
     """Counts every block's outcome per page (on the xdist controller too) and prints them at the end."""
@@ -263,8 +308,8 @@ class BlockSummary:
             self.shard_ids = set(ids) | (self.shard_ids or set())
 
     def pytest_runtest_logreport(self, report):
-        page, sep, _ = report.nodeid.partition("::")
-        if not page.endswith(".md") or not sep:
+        page, sep, name = report.nodeid.partition("::")
+        if not page.endswith(".md") or not sep or name == PageChecks.NAME:
             return
         if report.skipped and report.when == "setup":
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import DOCS, ROOT, SNIPPETS, blocks, notebooks, recordings, requirements
+from . import DOCS, ROOT, SNIPPETS, block_policy, blocks, isolation, notebooks, recordings, requirements
 
 MAX_ARTIFACT_BYTES = 2 * 2**20
 MAX_TEXT_BYTES = 256 * 2**10
@@ -88,21 +88,15 @@ def collect_artifacts(scratch: Path) -> dict:
     return artifacts
 
 
-def text_of(output) -> str:
-    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
-
-
-def run_block(block: blocks.Block, timeout: int, prov: dict, snippet_dir: Path = SNIPPETS) -> dict:
+def run_block(block: blocks.Block, timeout: float, prov: dict, snippet_dir: Path = SNIPPETS) -> dict:
     snippet = block.snippet.path
     with tempfile.TemporaryDirectory(prefix="record-") as scratch:
         started = time.perf_counter()
-        try:
-            proc = subprocess.run([sys.executable, str(snippet)], cwd=scratch, capture_output=True, text=True,
-                                  timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            status, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
-        except subprocess.TimeoutExpired as err:
-            status, stdout = None, text_of(err.stdout)
-            stderr = text_of(err.stderr) + f"\ntimed out after {timeout} s"
+        run = isolation.run_program([sys.executable, str(snippet)], scratch, timeout,
+                                    {**os.environ, "PYTHONUNBUFFERED": "1"})
+        status, stdout, stderr = run.status, run.stdout, run.stderr
+        if status is None:
+            stderr += f"\ntimed out after {timeout:g} s (raise it with the fence option timeout=N)"
         wall = time.perf_counter() - started
         artifacts = collect_artifacts(Path(scratch))
     return {"schema": recordings.SCHEMA, "snippet": snippet.relative_to(snippet_dir).as_posix(),
@@ -112,8 +106,9 @@ def run_block(block: blocks.Block, timeout: int, prov: dict, snippet_dir: Path =
             "stdout": stdout[-64_000:], "stderr_tail": stderr[-4_000:], "artifacts": artifacts, "provenance": prov}
 
 
-def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: bool = False, default_timeout: int = 600,
-                  snippet_dir: Path = SNIPPETS, stale_only: bool = False) -> int:
+def record_blocks(pages: list[Path], only: list[str] | None = None, allow_cpu: bool = False,
+                  default_timeout: float | None = None, snippet_dir: Path = SNIPPETS, stale_only: bool = False) -> int:
+    default_timeout = default_timeout or block_policy.default_timeout()
     prov = provenance([Path(sys.executable).name, "-m", "handbook.record", *sys.argv[1:]])
     if not prov["gpu_model"] and not allow_cpu:
         raise SystemExit(f"handbook.record: no GPU here ({prov.get('why_no_gpu')}); recordings come from real GPU runs "
@@ -183,7 +178,8 @@ def main(argv=None):
     parser.add_argument("pages", nargs="*", type=Path, help="docs pages (default: all)")
     parser.add_argument("--only", action="append", help="record only blocks that include this snippet file name (repeatable)")
     parser.add_argument("--allow-cpu", action="store_true", help="dry run without a GPU (never commit its recordings)")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per block unless the fence sets timeout=")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds per block unless the fence sets timeout= (default: pyproject's timeout, as in the checks)")
     parser.add_argument("--stale", action="store_true", help="record only blocks whose recording is missing or stale")
     parser.add_argument("--await-gpus", type=int, metavar="N",
                         help="do not run: mark the --only recordings, made stale by a code change, as awaiting a "

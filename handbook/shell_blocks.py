@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from . import SNIPPETS, blocks, isolation, requirements, scheduling
+from . import SNIPPETS, block_policy, blocks, isolation, requirements, scheduling
+from .block_policy import BlockFailed
 
 GPUSIM_BIN = Path(__file__).resolve().parent / "gpusim" / "bin"
 HELP_SNIPPET = SNIPPETS / "authors" / "index" / "01_nvidia_smi_help.py"
@@ -71,31 +72,18 @@ class ShellBlockItem(pytest.Item):
         super().__init__(**kwargs)
         self.block = block
         self.add_marker(pytest.mark.timeout(0))  # the harness kills the block itself
-        from .pytest_plugin import gpu_runner_without_gpu
-
-        if block.requires and not gpu_runner_without_gpu(self.config):
-            reason = requirements.unmet(block.requires, requirements.detect())
-            if reason:
-                self.add_marker(pytest.mark.skip(reason=reason))
+        block_policy.mark_unmet_requirements(self, block)
 
     def setup(self):
-        from .pytest_plugin import gpu_runner_without_gpu
-
-        if self.block.requires and gpu_runner_without_gpu(self.config):
-            reason = requirements.unmet(self.block.requires, requirements.detect())
-            pytest.fail(f"{self.block.where}: GPU-runner mode, but this block {reason}", pytrace=False)
+        block_policy.fail_unmet_requirements(self, self.block)
 
     def runtest(self):
-        from .pytest_plugin import BlockFailed, block_timeout
-
-        failure, output = run_shell(self.block, block_timeout(self))
+        failure, output = run_shell(self.block, block_policy.timeout_of(self.block, self.config))
         sys.stdout.write(output)
         if failure:
             raise BlockFailed(failure)
 
     def repr_failure(self, excinfo, style=None):
-        from .pytest_plugin import BlockFailed
-
         if excinfo.errisinstance((BlockFailed, pytest.fail.Exception)):
             return str(excinfo.value)
         return f"{self.block.where}: {excinfo.exconly()}"
@@ -172,11 +160,11 @@ class _Nothing:
 INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 
 
-def nvidia_smi_uses(page: Path) -> list[tuple[int, list[str]]]:
+def nvidia_smi_uses(page: Path, snippet_dir: Path = SNIPPETS) -> list[tuple[int, list[str]]]:
     """(page line, argv after `nvidia-smi`) of every nvidia-smi command in the page's shell fences and inline code."""
     uses = []
     fence_lines = set()
-    for block in blocks.parse_page(page):
+    for block in blocks.parse_page(page, snippet_dir):
         fence_lines.update(range(block.line, block.end_line + 1))
         if block.lang not in blocks.SHELL:
             continue
@@ -257,11 +245,11 @@ def nvidia_smi_help():
     return artifact, recordings.provenance_line(data["provenance"], data["wall_seconds"])
 
 
-def check_nvidia_smi(page: Path, known: dict) -> list[str]:
+def check_nvidia_smi(page: Path, known: dict, snippet_dir: Path = SNIPPETS) -> list[str]:
     """`docs/page.md:LINE: ...` for every field or section nvidia-smi does not know."""
     problems = []
     fields, sections = set(known["query_gpu_fields"]), {s.upper() for s in known["display_sections"]}
-    for number, argv in nvidia_smi_uses(page):
+    for number, argv in nvidia_smi_uses(page, snippet_dir):
         for field in query_fields(argv):
             if field not in fields:
                 close = sorted(f for f in fields if f.split(".")[0] == field.split(".")[0])[:6]
