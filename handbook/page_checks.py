@@ -91,7 +91,7 @@ def site_path(page: Path, target: str, root: Path) -> Path:
 
 
 @functools.lru_cache(maxsize=256)
-def _anchors(path: Path, mtime: float) -> frozenset:
+def _anchors(path: Path, mtime: float) -> frozenset:  # mtime: a changed file is read again
     text, ids = path.read_text(encoding="utf-8"), set()
     fenced = figures.code_lines(text)
     for number, line in enumerate(text.splitlines(), 1):

@@ -30,10 +30,6 @@ class Requirements:
     mem_bytes: int = 0
     cc: tuple[int, int] = (0, 0)
 
-    @property
-    def needs_gpu(self) -> bool:
-        return self.gpus > 0
-
 
 def parse(text: str) -> Requirements:
     terms = text.split()
@@ -65,10 +61,6 @@ class Device:
     mem_bytes: int
     cc: tuple[int, int]
     parent_uuid: str = ""  # the physical GPU of a MIG instance (what a per-GPU lock is keyed on)
-
-    @property
-    def physical(self) -> str:
-        return self.parent_uuid or self.uuid
 
 
 @dataclass(frozen=True)

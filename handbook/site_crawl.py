@@ -103,18 +103,6 @@ def export_branch(repo: Path, branch: str, dst: Path) -> Path:
     return dst
 
 
-def tree_bytes(directory: Path) -> dict[str, bytes]:
-    """relative path -> bytes (a symlink maps to b'-> target'), for byte-identical comparisons."""
-    out = {}
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory).as_posix()
-        if path.is_symlink():
-            out[rel] = b"-> " + os.readlink(path).encode()
-        elif path.is_file():
-            out[rel] = path.read_bytes()
-    return out
-
-
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
