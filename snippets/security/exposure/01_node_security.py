@@ -406,13 +406,15 @@ def check_runtimes(node, adv):
     if not nvidia:
         named = ", ".join(f"{name} ({p})" for p, name in defaults) or "no containerd, CRI-O or Docker file names one"
         return OK, [f"OK: the default runtime is not nvidia: {named}"]
-    unprivileged = True
-    if not isinstance(node.config, Unreadable):
-        unprivileged = node.config[1].get("accept-nvidia-visible-devices-envvar-when-unprivileged", True) is not False
-    lines = [f"WARN: {p} makes {name!r} the default runtime: every container goes through the NVIDIA runtime,"
-             " not only GPU pods" + (", and any pod can ask for every GPU with NVIDIA_VISIBLE_DEVICES"
-                                     if unprivileged else "") for p, name in nvidia]
-    return WARN, lines
+    if isinstance(node.config, Unreadable):
+        return UNKNOWN, [f"UNKNOWN: {p} makes {name!r} the default runtime, and the toolkit configuration that decides"
+                         f" what that exposes is unreadable ({node.config})" for p, name in nvidia]
+    unprivileged = node.config[1].get("accept-nvidia-visible-devices-envvar-when-unprivileged", True) is not False
+    if not unprivileged:
+        return OK, [f"OK: {p} makes {name!r} the default runtime; it ignores NVIDIA_VISIBLE_DEVICES in unprivileged"
+                    " containers" for p, name in nvidia]
+    return WARN, [f"WARN: {p} makes {name!r} the default runtime and the toolkit honours NVIDIA_VISIBLE_DEVICES in"
+                  " unprivileged containers: any pod, GPU request or not, can ask for every GPU" for p, name in nvidia]
 
 
 def check_cdi(node, adv):
