@@ -180,8 +180,15 @@ def cdi_specs(root: Path) -> list[tuple[Path, str | None, str]]:
                     text = path.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as err:
                     raise Unreadable(f"{path}: cannot read it ({err})") from None
-                m = re.search(r"""^\s*"?kind"?\s*:\s*"?([\w./-]+)""", text, re.M)
-                found.append((path, m[1] if m else None, text))
+                if path.suffix == ".json":
+                    try:
+                        kind = json.loads(text).get("kind")
+                    except (json.JSONDecodeError, AttributeError) as err:
+                        raise Unreadable(f"{path}: not a JSON CDI spec ({err})") from None
+                else:
+                    m = re.search(r"""^kind:\s*["']?([\w./-]+)""", text, re.M)  # a top-level key of the YAML
+                    kind = m[1] if m else None
+                found.append((path, kind, text))
     return found
 
 
