@@ -345,3 +345,52 @@ def test_the_security_drill_is_solved_by_the_node_check(tmp_path):
     assert "580.95.05" in report["checks"]["driver"]["evidence"][0]
     assert drills.grade(drill.id, "driver-vulnerable", "patch-node")[0]
     assert not drills.grade(drill.id, "healthy", "none")[0]  # every health check passes: not the answer
+
+
+# ---- the page's shown output is what the program prints ------------------------------------------------------------
+SHOWN = re.compile(r"<!-- node-check: (?P<spec>\S+) -->\n```console\n\$ (?P<cmd>[^\n]+)\n(?P<out>.*?)```", re.S)
+
+
+def test_shown_node_check_output_is_real(tmp_path):
+    page = (ROOT / "docs/security/exposure.md").read_text()
+    shown = list(SHOWN.finditer(page))
+    assert shown
+    for m in shown:
+        env = gpusim.child_env(m["spec"])
+        env["HANDBOOK_GPUSIM_PYTHON"] = sys.executable
+        args = m["cmd"].split()[2:]
+        done = subprocess.run([sys.executable, str(PROGRAM), *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+        assert done.stdout == m["out"], f"docs/security/exposure.md shows another output than:\n{done.stdout}"
+
+
+# ---- quiz items: answers kept in instructor/, anchors real, one misconception per wrong option ---------------------
+def test_quiz_items_are_well_formed_and_teach_real_anchors():
+    import yaml
+    from markdown.extensions.toc import slugify
+
+    items = yaml.safe_load((ROOT / "instructor/security-quiz-items.yaml").read_text())["items"]
+    assert len(items) >= 4 and sum(i["objective"] == 2 for i in items) >= 4
+    for item in items:
+        page, anchor = item["teaches"].split("#")
+        headings = re.findall(r"^#+ (.+)$", (ROOT / "docs" / page).read_text(), re.M)
+        assert anchor in {slugify(h, "-") for h in headings}, f"{item['id']}: no heading #{anchor} in {page}"
+        wrong = set(item["choices"]) - {item["answer"]}
+        assert item["answer"] in item["choices"] and set(item["misconceptions"]) == wrong, item["id"]
+        assert len(item["why"]) > 40
+    learner_text = "\n".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
+    assert "security-quiz-items" not in learner_text and not any(i["why"] in learner_text for i in items)
+
+
+def test_the_pages_render_the_tables_from_the_data():
+    from mkdocs.exceptions import PluginError
+
+    from handbook import DOCS, calculators
+
+    page = DOCS / "security/exposure.md"
+    shown = calculators.expand(page.read_text(), page, SNIPPETS)
+    assert "<!-- calculator-markdown:" not in shown and "| CVE-2025-23266 (NVIDIAScape) |" in shown
+    assert "Rendered when this page was built: `python snippets/security/exposure/01_node_security.py --table" in shown
+    with pytest.raises(PluginError, match=r"exposure.md:2: .* exited 3"):  # a broken table fails the build
+        calculators.expand("# t\n<!-- calculator-markdown: security/exposure/01_node_security.py --advisories"
+                           " /no/such.toml --table driver -->", page, SNIPPETS)

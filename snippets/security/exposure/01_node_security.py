@@ -453,14 +453,16 @@ def link(bulletin: int) -> str:
 
 def table(adv, which: str) -> str:
     if which == "toolkit":
-        out = ["| CVE | Bulletin, date | CVSS | What | Toolkit affected | Toolkit fixed | GPU Operator | CDI mode |",
-               "|---|---|---|---|---|---|---|---|"]
+        def short(text):  # NVIDIA's "up to and including X" as "≤ X"
+            return text.replace("up to and including ", "≤ ")
+        out = ["| CVE | Bulletin, date | CVSS | What | Toolkit: affected → fixed | GPU Operator | CDI mode |",
+               "|---|---|---|---|---|---|---|"]
         for r in adv["toolkit"]:
             name = r["cve"] + (f" ({r['name']})" if "name" in r else "")
             date = str(r["published"]) + (f", rev. {r['revised']}" if "revised" in r else "")
             fixed = r["toolkit_fixed"] + (" *" if "note" in r else "")
-            out.append(f"| {name} | {link(r['bulletin'])}, {date} | {r['cvss']} | {r['what']} | {r['toolkit_affected']}"
-                       f" | {fixed} | {r['operator_affected']} → {r['operator_fixed']} | {r['cdi']} |")
+            out.append(f"| {name} | {link(r['bulletin'])}, {date} | {r['cvss']} | {r['what']} | {short(r['toolkit_affected'])}"
+                       f" → **{fixed}** | {short(r['operator_affected'])} → {r['operator_fixed']} | {r['cdi']} |")
         out += [""] + [f"\\* {r['cve']}: {r['note']}  " for r in adv["toolkit"] if "note" in r]
     elif which == "driver":
         branches = sorted({b for r in adv["driver"] for b in r["fixed"]}, key=lambda b: -int(b[1:]))
