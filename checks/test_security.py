@@ -394,3 +394,12 @@ def test_the_pages_render_the_tables_from_the_data():
     with pytest.raises(PluginError, match=r"exposure.md:2: .* exited 3"):  # a broken table fails the build
         calculators.expand("# t\n<!-- calculator-markdown: security/exposure/01_node_security.py --advisories"
                            " /no/such.toml --table driver -->", page, SNIPPETS)
+
+
+def test_the_runbook_has_the_troubleshooting_structure_and_starts_from_the_node_check():
+    from test_troubleshooting_pages import STRUCTURE
+
+    text = (ROOT / "docs/security/incident.md").read_text()
+    assert re.findall(r"^## (.+)$", text, re.M)[:len(STRUCTURE)] == STRUCTURE
+    assert "python 01_node_security.py" in text.split("## Is it real?")[1].split("\n## ")[0]
+    assert "`drill-driver-bulletin`" in text.split("\n## ")[0]
