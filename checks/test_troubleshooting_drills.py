@@ -38,8 +38,9 @@ def test_application_xids_are_never_answered_with_hardware_actions():
     assert not drills.grade("drill-xid-application", "xid-application", "drain-node")[0]
 
 
-@pytest.mark.parametrize("drill_id", list(KEY))
+@pytest.mark.parametrize("drill_id", [d for d in KEY if KEY[d].runbook in CHECKS_OF or d == "drill-healthy-busy"])
 def test_each_drill_is_solvable_with_its_runbooks_check(drill_id):
+    # Drills of other chapters' runbooks (../security/...) are proved by those chapters' checks.
     """The drill's hidden scenario is one the fault matrix specifies, and there it fires its runbook's check."""
     drill = KEY[drill_id]
     assert drill.scenario in EXPECTED, f"{drill_id}: scenario {drill.scenario} has no row in the fault matrix"

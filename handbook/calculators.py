@@ -5,6 +5,8 @@
         and every `chart` object in the JSON files it wrote, drawn as SVG (handbook/charts.py)
     <!-- price-table: capacity/cost/prices.toml -->
         the price file as tables: each price with its source link and "as of" date, then the example inputs
+    <!-- calculator-markdown: security/exposure/01_node_security.py --table toolkit -->
+        like calculator:, but what the program prints is Markdown (a table rendered from a data file), shown as is
 
 Calculators are deterministic and take well under a second, so the page always shows what the code it includes
 prints today: no output is typed or committed. A calculator that fails, or a price without a source or date,
@@ -26,12 +28,13 @@ from mkdocs.exceptions import PluginError
 from handbook import blocks, build_cache, charts
 
 CALCULATOR = "<!-- calculator:"
+MARKDOWN = "<!-- calculator-markdown:"
 PRICE_TABLE = "<!-- price-table:"
 TIMEOUT_S = 60
 
 
 def expand(markdown: str, page: Path, snippet_dir: Path) -> str:
-    if CALCULATOR not in markdown and PRICE_TABLE not in markdown:
+    if CALCULATOR not in markdown and PRICE_TABLE not in markdown and MARKDOWN not in markdown:
         return markdown
     out = []
     for number, line in enumerate(markdown.split("\n"), start=1):
@@ -40,6 +43,8 @@ def expand(markdown: str, page: Path, snippet_dir: Path) -> str:
         where = f"{blocks.rel(page)}:{number}"
         if stripped.startswith(CALCULATOR) and stripped.endswith("-->"):
             shown = calculator_markdown(stripped[len(CALCULATOR):-3].strip(), snippet_dir, where)
+        elif stripped.startswith(MARKDOWN) and stripped.endswith("-->"):
+            shown = calculator_markdown(stripped[len(MARKDOWN):-3].strip(), snippet_dir, where, as_markdown=True)
         elif stripped.startswith(PRICE_TABLE) and stripped.endswith("-->"):
             shown = price_tables(snippet_dir / stripped[len(PRICE_TABLE):-3].strip(), where)
         else:
@@ -49,7 +54,7 @@ def expand(markdown: str, page: Path, snippet_dir: Path) -> str:
     return "\n".join(out)
 
 
-def calculator_markdown(spec: str, snippet_dir: Path, where: str) -> list[str]:
+def calculator_markdown(spec: str, snippet_dir: Path, where: str, as_markdown: bool = False) -> list[str]:
     words = shlex.split(spec)
     if not words:
         raise PluginError(f"{where}: a calculator marker names a snippet path, then its arguments")
@@ -69,6 +74,8 @@ def calculator_markdown(spec: str, snippet_dir: Path, where: str) -> list[str]:
         last = (stderr.strip().splitlines() or ["no output"])[-1]
         raise PluginError(f"{where}: snippets/{words[0]} exited {returncode}: {last}")
     command = shlex.join(["python", f"snippets/{words[0]}", *words[1:]])
+    if as_markdown:  # the program's own Markdown, then where it came from
+        return [*stdout.rstrip("\n").split("\n"), "", f"<small>Rendered when this page was built: `{command}`</small>", ""]
     lines = ['```console title="Run when this page was built"', f"$ {command}", *stdout.rstrip("\n").split("\n"), "```", ""]
     for name in sorted(written):
         try:

@@ -46,6 +46,7 @@ VERDICTS = {
     "straggler": "one slow rank holds the job back",
     "pcie-downtrained": "a degraded PCIe link",
     "nvlink-down": "an NVLink link is down",
+    "driver-vulnerable": "the driver lacks a fix from a published NVIDIA security bulletin",
 }
 ACTIONS = {
     "none": "do nothing to the node",
@@ -55,6 +56,7 @@ ACTIONS = {
     "fix-node-config": "restore the node's GPU settings",
     "reset-gpu": "drain the GPU, capture evidence, reset it",
     "drain-node": "drain the node, capture evidence, repair or RMA",
+    "patch-node": "cordon and drain the node, upgrade the vulnerable component, verify, uncordon",
 }
 ID = re.compile(r"^drill-[a-z0-9-]+$")
 
