@@ -59,8 +59,8 @@ PUBLISHED = [
      MLPERF.format("5.1", "Cisco/results/HGX-H100_H100-SXM-80GBx16_TRT"), LLAMA2_70B_FP8 + H100 + ["--gpus", "16"], 62351.6),
     ("vLLM blog (2024-07-23), Llama 3.1 405B FP8 on 8× H100, 1024 tokens in, 128 out",
      "https://blog.vllm.ai/2024/07/23/llama31.html",
-     ["--params", "405.9e9", "--layers", "126", "--heads", "128", "--weight-bytes", "1", "--prompt-tokens", "1024",
-      "--output-tokens", "128", "--users", "1000000", "--gpus", "8"] + H100, 291.53),
+     ["--params", "405.9e9", "--layers", "126", "--heads", "128", "--weight-bytes", "1", "--kv-bytes", "1",
+      "--prompt-tokens", "1024", "--output-tokens", "128", "--users", "1000000", "--gpus", "8"] + H100, 291.53),
 ]
 
 
@@ -515,11 +515,10 @@ def test_the_pages_examples_are_what_the_calculators_do(t, tmp_path, capsys, mon
     command, shown = re.search(r"^\$ python \S+01_gpu_days.py (--mfu \S+)\n(error: .*)$",
                                (DOCS / "capacity/index.md").read_text(), re.M).groups()
     assert call(t, *command.split(), capsys=capsys)[2].strip() == shown
-    job = re.search(r'```toml title="job.toml"\n(.*?)```', (DOCS / "capacity/training-sizing.md").read_text(), re.S)[1]
-    (tmp_path / "job.toml").write_text(job)
+    job = re.search(r'```toml title="job.toml"\n--8<-- "(.*?)"', (DOCS / "capacity/training-sizing.md").read_text())[1]
     monkeypatch.chdir(tmp_path)
-    code, out, err = call(t, "--config", "job.toml", "--days", "30", capsys=capsys)
-    assert code == 0 and "GPUs to finish in 30 days" in out, err
+    code, out, err = call(t, "--config", SNIPPETS / job, "--days", "30", capsys=capsys)
+    assert code == 0 and "GPUs to finish in 30 days" in out and "fits" in out, err
 
 
 def test_the_mkdocs_hook_expands_calculator_markers():

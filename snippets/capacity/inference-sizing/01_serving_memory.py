@@ -242,9 +242,10 @@ def main(argv: list[str]) -> int:
               f"(TP {best['tp']}): fewer users per replica, a faster precision or faster GPUs")
     else:
         where = f"TP {c['tp']}" + (f" × PP {c['pp']} (across nodes)" if c["pp"] > 1 else "")
+        ttft = (f"; the first token after ≥ {c['ttft_s']:.2f} s alone, ≥ {c['ttft_last_of_batch_s']:.1f} s for the "
+                f"last of {c['batch']:,} arriving together" if v["prompt_tokens"] else "")
         print(f"deploy: {c['replicas']:,} replica(s) of {where} = {c['gpus']:,} GPUs for {c['served']:,} of "
-              f"{v['users']:,} users at once; the first token after ≥ {c['ttft_s']:.2f} s alone, ≥ "
-              f"{c['ttft_last_of_batch_s']:.1f} s for the last of {c['batch']:,} arriving together")
+              f"{v['users']:,} users at once{ttft}")
         if v["measured_tokens_per_s"] is not None:
             ratio = v["measured_tokens_per_s"] / c["tokens_per_s"]
             print(f"measured {v['measured_tokens_per_s']:,.0f} tokens/s is {ratio:.1%} of the bound "
