@@ -283,7 +283,7 @@ def test_tensor_parallel_degrees_are_what_vllm_accepts(s, heads, kv_heads, expec
 
 def test_every_layout_fits_its_gpus_memory(s):
     rng = random.Random(7)
-    for _ in range(200):
+    for _ in range(100):
         v = defaults(s) | {"params": 10 ** rng.uniform(9, 11.7), "prompt_tokens": rng.randint(0, 200_000),
                            "output_tokens": rng.randint(1, 8000), "users": rng.randint(1, 5000),
                            "weight_bytes": rng.choice([0.5, 1, 2]), "kv_bytes": rng.choice([1, 2]),
@@ -414,7 +414,7 @@ def test_one_segments_simulated_wall_time_has_dalys_mean(sim, need_over_mtbf):
     time of a segment must still be Daly's M·e^(R/M)·(e^((τ+δ)/M) − 1), here with up to thousands of failures."""
     rng, mtbf, delta, restart = random.Random(3), 60.0, 5.0, 30.0
     seg = need_over_mtbf * mtbf - delta
-    walls = [sim.segment_wall(rng, seg, delta, restart, mtbf) for _ in range(20000)]
+    walls = [sim.segment_wall(rng, seg, delta, restart, mtbf) for _ in range(8000)]
     expected = mtbf * math.exp(restart / mtbf) * math.expm1((seg + delta) / mtbf)
     assert sum(walls) / len(walls) == pytest.approx(expected, rel=0.03)
 

@@ -62,6 +62,11 @@ class Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
+def say(message: str) -> None:
+    """One line on stderr: control characters and line breaks from the input shown escaped, as Python writes them."""
+    print("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message), file=sys.stderr)
+
+
 def in_range(where: str, value, schema: tuple) -> float:
     """The value, or InputError naming where it is, its unit and accepted range, and any likely unit slip."""
     unit, low, high, slip = schema
@@ -205,7 +210,7 @@ def main(argv: list[str]) -> int:
     try:
         p, a, args = inputs(argv)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(str(err))
         return 2
     rows = options(p, a)
     dates = sorted(entry["as_of"] for entry in p.values())
@@ -236,7 +241,7 @@ def main(argv: list[str]) -> int:
             Path(args.json).write_text(json.dumps({"assumptions": a, "options": rows, "on_prem_parts": parts,
                                                    "breakeven_utilization": breakeven, "chart": chart}, indent=2))
         except OSError as err:
-            print(f"error: --json {args.json}: cannot write ({err.strerror or err})", file=sys.stderr)
+            say(f"--json {args.json}: cannot write ({err.strerror or err})")
             return 2
     return 0
 

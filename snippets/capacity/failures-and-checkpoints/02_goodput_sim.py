@@ -26,6 +26,11 @@ class Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
+def say(message: str) -> None:
+    """One line on stderr: control characters and line breaks from the input shown escaped, as Python writes them."""
+    print("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message), file=sys.stderr)
+
+
 def number(flag: str, text: str, low: float, high: float, whole: bool = False) -> float:
     """The flag's value, or InputError naming it and the accepted range."""
     rule = f"a whole number from {low:g} to {high:g}" if whole else f"more than {low:g} and at most {high:g}"
@@ -172,7 +177,7 @@ def main(argv: list[str]) -> int:
     try:
         args = inputs(argv)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(str(err))
         return 2
     results = sweep(args)
     print(f"δ = {args.checkpoint_minutes:g} min, R = {args.restart_minutes:g} min, "
@@ -192,7 +197,7 @@ def main(argv: list[str]) -> int:
         try:
             Path(args.json).write_text(json.dumps({"results": results, "chart": chart}, indent=2))
         except OSError as err:
-            print(f"error: --json {args.json}: cannot write ({err.strerror or err})", file=sys.stderr)
+            say(f"--json {args.json}: cannot write ({err.strerror or err})")
             return 2
     return 0
 

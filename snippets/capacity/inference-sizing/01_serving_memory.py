@@ -66,6 +66,11 @@ class Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
+def say(message: str) -> None:
+    """One line on stderr: control characters and line breaks from the input shown escaped, as Python writes them."""
+    print("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message), file=sys.stderr)
+
+
 def rule(name: str) -> str:
     _, kind, low, high, _ = FIELDS[name]
     if kind == "int":
@@ -217,7 +222,7 @@ def main(argv: list[str]) -> int:
     try:
         v, args = inputs(argv)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(str(err))
         return 2
     result = plan(v)
     context = v["prompt_tokens"] + v["output_tokens"]
@@ -252,8 +257,8 @@ def main(argv: list[str]) -> int:
                   f"{c['tokens_per_s']:,.0f}: the bound is {1 / ratio:.1f}× above it" if ratio else
                   "measured 0 tokens/s")
             if ratio > 1:
-                print("error: the measurement exceeds the bound: an input (peak, bandwidth, precision, lengths) "
-                      "does not describe the measured system", file=sys.stderr)
+                say("the measurement exceeds the bound: an input (peak, bandwidth, precision, lengths) does not "
+                    "describe the measured system")
                 return 1
     if args.json:
         chart = None
@@ -271,7 +276,7 @@ def main(argv: list[str]) -> int:
             Path(args.json).write_text(json.dumps({"inputs": v, **result} | ({"chart": chart} if chart else {}),
                                                   indent=2))
         except OSError as err:
-            print(f"error: --json {args.json}: cannot write ({err.strerror or err})", file=sys.stderr)
+            say(f"--json {args.json}: cannot write ({err.strerror or err})")
             return 2
     return 0
 

@@ -68,6 +68,11 @@ class Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
+def say(message: str) -> None:
+    """One line on stderr: control characters and line breaks from the input shown escaped, as Python writes them."""
+    print("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message), file=sys.stderr)
+
+
 def rule(name: str) -> str:
     _, kind, low, high, _ = FIELDS[name]
     if kind == "int":
@@ -261,7 +266,7 @@ def main(argv: list[str]) -> int:
     try:
         v, args = inputs(argv)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(str(err))
         return 2
     r = time_to_train(v)
     m = memory_per_gpu(v, r["gpus"])
@@ -291,7 +296,7 @@ def main(argv: list[str]) -> int:
         try:
             Path(args.json).write_text(json.dumps({"inputs": v, "results": r, "memory": m}, indent=2))
         except OSError as err:
-            print(f"error: --json {args.json}: cannot write ({err.strerror or err})", file=sys.stderr)
+            say(f"--json {args.json}: cannot write ({err.strerror or err})")
             return 2
     return 0
 
