@@ -410,7 +410,7 @@ def test_simulated_goodput_agrees_with_dalys_model(sim):
 
 @pytest.mark.parametrize("need_over_mtbf", [0.1, 1.0, 6.0])
 def test_one_segments_simulated_wall_time_has_dalys_mean(sim, need_over_mtbf):
-    """Drawn without loops over failures (geometric counts, inverse-CDF times, normal sums past 64): the mean wall
+    """Drawn without loops over failures (geometric counts, inverse-CDF times, normal sums past 16): the mean wall
     time of a segment must still be Daly's M·e^(R/M)·(e^((τ+δ)/M) − 1), here with up to thousands of failures."""
     rng, mtbf, delta, restart = random.Random(3), 60.0, 5.0, 30.0
     seg = need_over_mtbf * mtbf - delta
