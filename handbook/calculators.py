@@ -123,7 +123,8 @@ def price_tables(path: Path, where: str) -> list[str]:
         if missing:
             raise PluginError(f"{where}: {path.name} [prices.{name}] has no {missing[0]}: every price needs its source and date")
         site = urlparse(entry["source"]).netloc.removeprefix("www.")
-        lines.append(f"| {entry['label']} | {entry['value']:g} | {entry['unit']} | [{site}]({entry['source']}) | {entry['as_of']} |")
+        note = f" ({entry['note']})" if entry.get("note") else ""
+        lines.append(f"| {entry['label']} | {entry['value']:g} | {entry['unit']} | [{site}]({entry['source']}) | {entry['as_of']}{note} |")
     lines += ["", "| Example input | Value | Unit | Why it is an example |", "|---|---|---|---|"]
     for name, entry in data.get("assumptions", {}).items():
         lines.append(f"| {entry['label']} (`--{name.replace('_', '-')}`) | {entry['value']:g} | {entry['unit']} | {entry['note']} |")

@@ -7,6 +7,7 @@ on-demand and spot are paid only while they run. --json writes the chart of cost
 """
 import argparse
 import json
+import datetime as dt
 import math
 import re
 import sys
@@ -15,11 +16,45 @@ from pathlib import Path
 
 PRICES = Path(__file__).with_name("prices.toml")
 HOURS_PER_YEAR = 8760
-FRACTIONS = {"utilization", "goodput"}
+
+
+# --8<-- [start:schema]
+def percent(v):
+    return 1 <= v <= 100 and f"{v:g} looks like a percentage: write {v / 100:g}"
+
+
+# The price file's schema. Each price the calculator needs, its unit and the values that unit can take; a value
+# outside the range that is one unit slip away from a plausible one gets the slip named.
+#   name: (unit, low, high, slip)   — the value must satisfy low < value <= high (low <= value for "ratio" units)
+PRICE_SCHEMA = {
+    "aws_p5_on_demand_launch": ("USD per instance-hour", 0, 2000, None),
+    "aws_p5_price_cut": ("fraction off", -1e-12, 0.99, percent),
+    "aws_capacity_block_p5": ("USD per instance-hour", 0, 2000, None),
+    "neocloud_h100_on_demand": ("USD per GPU-hour", 0, 200, None),
+    "spot_discount": ("fraction off", -1e-12, 0.99, percent),
+    "gpu_power": ("kW per GPU", 0, 5, lambda v: v > 5 and f"{v:g} looks like watts: write {v / 1000:g}"),
+    "pue": ("facility power / IT power", 0.999, 5, None),
+    "electricity": ("USD per kWh", 0, 2, lambda v: v > 2 and f"{v:g} looks like USD per MWh or cents: write "
+                                                               f"{v / 1000:g} or {v / 100:g}"),
+    "colocation": ("USD per kW-month", 0, 10_000, None),
+}
+ASSUMPTION_SCHEMA = {  # every assumption is also a flag; the same ranges apply to both
+    "capex_per_gpu": ("USD", 0, 10_000_000, None),
+    "depreciation_years": ("years", 0, 50, None),
+    "server_power_factor": ("ratio", 0.999, 10, None),
+    "staff_per_gpu_year": ("USD per GPU-year", -1e-12, 10_000_000, None),
+    "utilization": ("fraction", 0, 1, percent),
+    "goodput": ("fraction", 0, 1, percent),
+    "spot_preemptions_per_hour": ("per hour", -1e-12, 100, None),
+    "spot_lost_hours": ("hours", -1e-12, 10_000, None),
+}
+PRICE_FIELDS = {"label", "value", "unit", "source", "as_of", "gpus", "note"}  # gpus: per instance-hour prices only
+ASSUMPTION_FIELDS = {"label", "value", "unit", "note"}
+# --8<-- [end:schema]
 
 
 class InputError(Exception):
-    """A bad input: one line naming the input and what to fix."""
+    """A bad input: one line naming the input, the accepted range and what to fix."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,31 +62,94 @@ class Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
+def say(message: str) -> None:
+    """One line on stderr: control characters and line breaks from the input shown escaped, as Python writes them."""
+    print("error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in message), file=sys.stderr)
+
+
+def in_range(where: str, value, schema: tuple) -> float:
+    """The value, or InputError naming where it is, its unit and accepted range, and any likely unit slip."""
+    unit, low, high, slip = schema
+    rule = f"from {max(low, 0):g} to {high:g}" if low < 0 or low == 0.999 else f"more than {low:g} and at most {high:g}"
+    if low == 0.999:
+        rule = f"from 1 to {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{where} = {value!r}: must be a number {rule} ({unit})")
+    if not (math.isfinite(value) and low < value <= high):
+        hint = slip(value) if slip and math.isfinite(value) else False
+        raise InputError(f"{where} = {value:g}: must be {rule} ({unit})" + (f"; {hint}" if hint else ""))
+    return float(value)
+
+
+def as_of(where: str, value) -> dt.date:
+    """An ISO date (TOML date or "YYYY-MM-DD"), not in the future and not before 2000."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        raise InputError(f"{where} as_of = {value!r}: must be an ISO date, YYYY-MM-DD (the day the price was "
+                         "published or read)")
+    if not dt.date(2000, 1, 1) <= value <= dt.date.today():
+        raise InputError(f"{where} as_of = {value}: must be a date from 2000-01-01 to today")
+    return value
+
+
 def load_prices(path: Path) -> tuple[dict, dict]:
-    """Values by name from [prices] and [assumptions]; a price without its source and date is refused."""
+    """Prices and assumptions from the price file, each row checked against the schema above."""
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except IsADirectoryError:
+        raise InputError(f"--prices {path}: is a directory; give a TOML file") from None
+    except OSError as err:
+        raise InputError(f"--prices {path}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--prices {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
-        raise InputError(f"{path}: not valid TOML ({err})") from None
-    for table, needed in (("prices", ("value", "unit", "source", "as_of")), ("assumptions", ("value", "unit", "note"))):
-        for name, entry in data.get(table, {}).items():
-            missing = [k for k in needed if k not in entry]
+        raise InputError(f"--prices {path}: not valid TOML ({err})") from None
+    for table in data:
+        if table not in ("prices", "assumptions"):
+            raise InputError(f"{path}: unknown table [{table}]; the file has [prices.NAME] and [assumptions.NAME]")
+    for table, schema, fields in (("prices", PRICE_SCHEMA, PRICE_FIELDS),
+                                  ("assumptions", ASSUMPTION_SCHEMA, ASSUMPTION_FIELDS)):
+        rows = data.get(table)
+        if not isinstance(rows, dict) or not rows:
+            raise InputError(f"{path}: no [{table}] section; the calculator needs [{table}.NAME] for "
+                             f"{', '.join(schema)}")
+        for name in schema:
+            if name not in rows:
+                raise InputError(f"{path}: no [{table}.{name}]; the calculator needs {', '.join(schema)}")
+        for name, row in rows.items():
+            where = f"{path}: [{table}.{name}]"
+            if name not in schema:
+                raise InputError(f"{where}: not a {table[:-1]} the calculator uses ({', '.join(schema)})")
+            if not isinstance(row, dict):
+                raise InputError(f"{where}: must be a table with {', '.join(sorted(fields - {'gpus', 'note'}))}")
+            missing = sorted(fields - {"gpus", "note"} - set(row))
             if missing:
-                raise InputError(f"{path}: [{table}.{name}] has no {missing[0]}; add {missing[0]} = \"...\"")
-            if not isinstance(entry["value"], (int, float)) or isinstance(entry["value"], bool) or entry["value"] < 0:
-                raise InputError(f"{path}: [{table}.{name}] value must be a number of at least 0")
-            if table == "prices" and not re.fullmatch(r"https?://\S+", entry["source"]):
-                raise InputError(f"{path}: [prices.{name}] source must be a URL, got {entry['source']!r}")
-            if table == "prices" and not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", entry["as_of"]):
-                raise InputError(f"{path}: [prices.{name}] as_of must be YYYY-MM or YYYY-MM-DD, got {entry['as_of']!r}")
-    needed = {"aws_p5_on_demand_launch", "aws_p5_price_cut", "aws_capacity_block_p5", "neocloud_h100_on_demand",
-              "spot_discount", "gpu_power", "pue", "electricity", "colocation"}
-    absent = sorted(needed - set(data.get("prices", {})))
-    if absent:
-        raise InputError(f"{path}: no [prices.{absent[0]}]; the calculator needs {', '.join(sorted(needed))}")
-    return data["prices"], data.get("assumptions", {})
+                raise InputError(f"{where} has no {missing[0]}; add {missing[0]} = ...")
+            unknown = sorted(set(row) - fields)
+            if unknown:
+                raise InputError(f"{where}: unknown field {unknown[0]!r}; the fields are {', '.join(sorted(fields))}")
+            for text in ("label", "unit", "source", "note"):
+                if text in row and not (isinstance(row[text], str) and row[text].strip()):
+                    raise InputError(f"{where} {text} = {row[text]!r}: must be non-empty text")
+            if row["unit"] != schema[name][0]:
+                raise InputError(f"{where} unit = {row['unit']!r}: must be {schema[name][0]!r} (convert the value)")
+            row["value"] = in_range(f"{where} value", row["value"], schema[name])
+            if table == "prices":
+                if not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", row["source"]):
+                    raise InputError(f"{where} source = {row['source']!r}: must be the URL the price comes from")
+                row["as_of"] = as_of(where, row["as_of"])
+                per_instance = row["unit"] == "USD per instance-hour"
+                gpus = row.get("gpus")
+                if per_instance and (isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= 64):
+                    raise InputError(f"{where} gpus = {gpus!r}: a price per instance-hour needs gpus = the whole "
+                                     "number of GPUs in the instance, from 1 to 64")
+                if not per_instance and gpus is not None:
+                    raise InputError(f"{where} gpus = {gpus!r}: only a price per instance-hour names its GPUs")
+    return data["prices"], data["assumptions"]
 
 
 def per_gpu(entry: dict) -> float:
@@ -60,23 +158,29 @@ def per_gpu(entry: dict) -> float:
 
 def inputs(argv: list[str]) -> tuple[dict, dict, argparse.Namespace]:
     pre = Parser(add_help=False)
-    pre.add_argument("--prices", type=Path, default=PRICES)
+    pre.add_argument("--prices", default=str(PRICES))
     known, _ = pre.parse_known_args(argv)
     prices, assumptions = load_prices(known.prices)
     parser = Parser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prices", type=Path, default=PRICES, help="the price file (default: prices.toml here)")
+    parser.add_argument("--prices", default=str(PRICES), help="the price file (default: prices.toml here)")
     for name, entry in assumptions.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=float, default=entry["value"],
+        parser.add_argument("--" + name.replace("_", "-"), metavar="N",
                             help=f"{entry['label']}, {entry['unit']} (default {entry['value']:g})")
     parser.add_argument("--json", metavar="PATH", help="also write results and the chart as JSON")
     args = parser.parse_args(argv)
-    a = {name: getattr(args, name) for name in assumptions}
-    for name, value in a.items():
-        if math.isnan(value) or value < 0 or (name in FRACTIONS and not 0 < value <= 1):
-            rule = "more than 0 and at most 1" if name in FRACTIONS else "at least 0"
-            raise InputError(f"--{name.replace('_', '-')} = {value:g}: must be {rule} ({assumptions[name]['label']})")
-    if a["depreciation_years"] == 0:
-        raise InputError("--depreciation-years = 0: must be more than 0 (years the hardware is written off over)")
+    if args.json and Path(args.json).is_dir():
+        raise InputError(f"--json {args.json}: is a directory; give a file name")
+    a = {}
+    for name, entry in assumptions.items():
+        flag = getattr(args, name)
+        if flag is None:
+            a[name] = entry["value"]
+            continue
+        try:
+            number = float(flag)
+        except ValueError:
+            number = flag
+        a[name] = in_range("--" + name.replace("_", "-"), number, ASSUMPTION_SCHEMA[name])
     return prices, a, args
 
 
@@ -106,34 +210,39 @@ def main(argv: list[str]) -> int:
     try:
         p, a, args = inputs(argv)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(str(err))
         return 2
     rows = options(p, a)
     dates = sorted(entry["as_of"] for entry in p.values())
-    print(f"prices from {args.prices.name}, as of {dates[0]} to {dates[-1]}; utilization {a['utilization']:.0%}, "
-          f"goodput {a['goodput']:.0%}")
+    print(f"prices from {Path(args.prices).name}, as of {dates[0]} to {dates[-1]}; utilization "
+          f"{a['utilization']:.0%}, goodput {a['goodput']:.0%}")
     print(f"{'option':<40}{'paid $/GPU-h':>13}{'useful share':>14}{'$/useful GPU-h':>16}")
     for r in rows:
-        print(f"{r['option']:<40}{r['paid_per_gpu_hour']:>13.2f}{r['useful_share']:>14.1%}{r['per_useful_gpu_hour']:>16.2f}")
+        cost = f"{r['per_useful_gpu_hour']:>16.2f}" if r["useful_share"] else f"{'never useful':>16}"
+        print(f"{r['option']:<40}{r['paid_per_gpu_hour']:>13.2f}{r['useful_share']:>14.1%}{cost}")
     parts = on_prem_hourly(p, a)
     print("on-prem $/GPU-h by part: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     owned = sum(parts.values())
     # owned / (u · goodput) = paid / useful share, solved for u
     breakeven = {r["option"]: owned * r["useful_share"] / (r["paid_per_gpu_hour"] * a["goodput"])
-                 for r in rows if not r["pays_when_idle"]}
+                 for r in rows if not r["pays_when_idle"] and r["useful_share"]}
     for name, u in breakeven.items():
         verdict = f"{u:.0%}" if u <= 1 else "never (owning costs more even when always busy)"
         print(f"on-prem breaks even with {name} at utilization {verdict}")
     if args.json:
         grid = [round(0.05 * i, 2) for i in range(4, 21)]
         series = {r["option"]: [[u, r["paid_per_gpu_hour"] / (u * a["goodput"] if r["pays_when_idle"] else r["useful_share"])]
-                                for u in grid] for r in rows}
+                                for u in grid] for r in rows if r["useful_share"]}
         chart = {"title": f"Cost per useful GPU-hour against utilization (goodput {a['goodput']:.0%}, "
-                          f"prices as of {dates[0][:7]} to {dates[-1][:7]})",
+                          f"prices as of {dates[0].isoformat()[:7]} to {dates[-1].isoformat()[:7]})",
                  "x": {"label": "utilization of capacity paid whether used or not", "unit": ""},
                  "y": {"label": "cost per useful GPU-hour", "unit": "USD"}, "series": series}
-        Path(args.json).write_text(json.dumps({"assumptions": a, "options": rows, "on_prem_parts": parts,
-                                               "breakeven_utilization": breakeven, "chart": chart}, indent=2))
+        try:
+            Path(args.json).write_text(json.dumps({"assumptions": a, "options": rows, "on_prem_parts": parts,
+                                                   "breakeven_utilization": breakeven, "chart": chart}, indent=2))
+        except OSError as err:
+            say(f"--json {args.json}: cannot write ({err.strerror or err})")
+            return 2
     return 0
 
 
