@@ -7,6 +7,7 @@ needs at least MIN_QUESTIONS questions and MIN_SHARE % of the points on every pa
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from .bank import Bank
@@ -22,8 +23,9 @@ STOP = {"the", "a", "an", "of", "to", "and", "or", "in", "on", "is", "it", "its"
         "that", "this", "what", "which", "why", "how", "does", "do", "not", "no", "are", "as", "from", "so", "s"}
 
 
-def words(text: str) -> set[str]:
-    return {w for w in WORD.findall(text.lower()) if w not in STOP and len(w) > 1}
+@functools.lru_cache(maxsize=4096)
+def words(text: str) -> frozenset[str]:
+    return frozenset(w for w in WORD.findall(text.lower()) if w not in STOP and len(w) > 1)
 
 
 def _best(inst: Instance, score) -> str:
