@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -89,10 +90,17 @@ def instances(bank: Bank, key: dict[str, Entry], per_question: int) -> list[tupl
     return out
 
 
+CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _html(text: str) -> str:
-    """Plain text to the HTML an LMS shows: paragraphs, and an output block kept as preformatted text."""
+    """Plain text to the HTML an LMS shows: paragraphs, and an output block kept as preformatted text.
+
+    Terminal escapes and control characters (a recording of `nvidia-smi topo -m` underlines its header) are
+    dropped: XML 1.0 cannot hold them, and an LMS would refuse the whole file."""
     import html
 
+    text = CONTROL.sub("", text)
     parts = []
     for block in text.split("\n\n"):
         if "\n" in block.strip() and ("," in block or "  " in block or block.startswith(("\t", " "))):
