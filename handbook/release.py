@@ -354,7 +354,10 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
 
 
 def export_quiz(root: Path, folder: Path) -> None:
-    """The quiz for LMS import (Canvas QTI 1.2 and Moodle XML, handbook/quiz/export.py), in the instructor edition."""
+    """The quiz for LMS import (Canvas QTI 1.2 and Moodle XML, handbook/quiz/export.py), in the instructor edition;
+    nothing when the repository has no quiz (no bank or no key)."""
+    if not ((root / "docs" / "assessment" / "bank.yaml").is_file() and (root / "instructor" / "quiz" / "key.yaml").is_file()):
+        return
     for fmt in ("qti", "moodle"):
         proc = subprocess.run([sys.executable, "-m", "handbook.quiz", "export", "--format", fmt, str(folder)],
                               cwd=root, capture_output=True, text=True)
