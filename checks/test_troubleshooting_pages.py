@@ -29,7 +29,7 @@ def test_runbook_starts_from_its_check_and_names_its_drills(page):
         assert f"--check {check}" in first, f"{page}: 'Is it real?' does not run `--check {check}`"
         assert f"Check `{check}`" in text.split("\n## ")[0], f"{page}: the header does not name check {check}"
     own = [d.id for d in drills.load().values() if d.runbook == page]
-    assert own, f"{page}: no drill trains this runbook (handbook/drills/drills.toml)"
+    assert own, f"{page}: no drill trains this runbook (handbook/drills/practice.toml)"
     for drill_id in own:
         assert f"`{drill_id}`" in text.split("\n## ")[0], f"{page}: the header does not name {drill_id}"
 

@@ -9,7 +9,8 @@ One published version per cohort, deployed with mike to the local `gh-pages` bra
   ... --no-checks                                 skip `python -m pytest` (CI runs the checks as their own step)
   ... --push                                      fetch origin/gh-pages first, push gh-pages after (never forced)
   ... --instructor-branch instructor-pages        also deploy the instructor edition (mkdocs.instructor.yml: quiz
-                                                  key, lab solutions) as the same version, to that branch only
+                                                  key, lab solutions, the quiz as Canvas QTI and Moodle XML under
+                                                  instructor/lms/) as the same version, to that branch only
   ... --instructor-remote instructors             with --push, push that branch to this remote (default: origin)
 
 What a release does, in order; anything that fails stops it before gh-pages changes:
@@ -341,6 +342,7 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
         if instructor_branch:
             instructor_dir.parent.mkdir()
             build(root, cohort, instructor_dir, {"manifest": manifest, "notes": notes}, INSTRUCTOR)
+            export_quiz(root, instructor_dir / "instructor" / "lms")
         deploy(root, cohort, site_dir, branch, message)
         if instructor_branch:
             deploy(root, cohort, instructor_dir, instructor_branch, f"{message}, instructor edition")
@@ -349,6 +351,19 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
         if instructor_branch:
             push(root, instructor_remote or push_to, instructor_branch)
     return notes
+
+
+def export_quiz(root: Path, folder: Path) -> None:
+    """The quiz for LMS import (Canvas QTI 1.2 and Moodle XML, handbook/quiz/export.py), in the instructor edition;
+    nothing when the repository has no quiz (no bank or no key)."""
+    if not ((root / "docs" / "assessment" / "bank.yaml").is_file() and (root / "instructor" / "quiz" / "key.yaml").is_file()):
+        return
+    for fmt in ("qti", "moodle"):
+        proc = subprocess.run([sys.executable, "-m", "handbook.quiz", "export", "--format", fmt, str(folder)],
+                              cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            raise ReleaseError(f"the quiz export ({fmt}) failed: {last}")
 
 
 def check_instructor_branch(branch: str, instructor_branch: str | None) -> None:

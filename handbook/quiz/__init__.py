@@ -1,7 +1,9 @@
-"""The troubleshooting quiz: its public question bank, the learners' answer files, and the instructors' grader.
+"""The quiz: a public question bank, per-learner papers, the learners' format check, the instructors' grader.
 
-The bank (docs/assessment/bank.yaml) is public; the key (instructor/quiz/key.yaml) is not, and nothing the
-learner edition publishes may contain it (checks/test_editions.py).
+Learners get the bank (docs/assessment/bank.yaml), `python -m handbook.quiz check` and the drill runner. The key
+(instructor/quiz/key.yaml), the course secret (instructor/quiz/course-secret or $HANDBOOK_QUIZ_SECRET) and the
+graded drills' hidden scenarios (instructor/drills/scenarios/) stay with the instructors, and nothing the learner
+edition publishes may contain them (checks/test_editions.py).
 """
 from pathlib import Path
 
