@@ -235,7 +235,8 @@ def profile(step, sync, steps: int, prefix: str, cuda: bool) -> dict:
     with open(table, "w") as f:
         f.write(averages.table(sort_by=sort, row_limit=15))
     # Annotation ranges (ProfilerStep*, Optimizer.step#...) span many kernels and would count them again: skip them.
-    operators = [e for e in averages if not getattr(e, "is_user_annotation", False) and not e.key.startswith("ProfilerStep")]
+    operators = [e for e in averages
+                 if not getattr(e, "is_user_annotation", False) and not e.key.startswith("ProfilerStep")]
     top = sorted(operators, key=lambda e: getattr(e, sort), reverse=True)[:10]
     return {"steps": steps, "trace": trace, "table": table, "sort": sort,
             "top_ops": [{"name": e.key, "calls": e.count, "self_device_ms": e.self_device_time_total / 1e3,
@@ -244,7 +245,8 @@ def profile(step, sync, steps: int, prefix: str, cuda: bool) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", type=int, default=len(STAGES) - 1, help=f"0..{len(STAGES) - 1}, cumulative (default: all fixes)")
+    parser.add_argument("--stage", type=int, default=len(STAGES) - 1,
+                        help=f"0..{len(STAGES) - 1}, cumulative (default: all fixes)")
     parser.add_argument("--batch", type=int, help="override the stage's sequences per step")
     parser.add_argument("--workers", type=int, help="override the stage's DataLoader workers")
     parser.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every block")
@@ -267,8 +269,9 @@ def main():
     r = run(cfg, device, args.seconds or (10.0 if device == "cuda" else 0.5))
     r["stage"] = STAGES[args.stage]
     print(f"stage {args.stage} ({STAGES[args.stage]}) on {torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}:"
-          f" {r['params'] / 1e6:,.1f} M parameters, {cfg.batch} x {cfg.seq} tokens per step, bf16 {cfg.bf16}, SDPA {cfg.sdpa},"
-          f" fused AdamW {cfg.fused_adamw}, workers {cfg.workers}, .item() every {cfg.log_every}, compiled {cfg.compile}")
+          f" {r['params'] / 1e6:,.1f} M parameters, {cfg.batch} x {cfg.seq} tokens per step, bf16 {cfg.bf16},"
+          f" SDPA {cfg.sdpa}, fused AdamW {cfg.fused_adamw}, workers {cfg.workers}, .item() every {cfg.log_every},"
+          f" compiled {cfg.compile}, checkpointing {cfg.checkpoint}")
     print(f"{r['tokens_per_s']:,.0f} tokens/s ({r['step_ms']:.1f} ms/step over {r['steps']} steps),"
           f" {r['tokens_per_s'] * r['flops_per_token'] / 1e12:.1f} TFLOP/s of model FLOPs,"
           f" loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}")

@@ -33,12 +33,14 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 # Dense (no sparsity) bf16 tensor-core peak in TFLOP/s by the name CUDA reports; the datasheets print the 2:4-sparse
-# rate, twice these. Sources: https://www.nvidia.com/en-us/data-center/h100/, https://www.nvidia.com/en-us/data-center/h200/
+# rate, twice these. Sources: https://www.nvidia.com/en-us/data-center/h100/,
+# https://www.nvidia.com/en-us/data-center/h200/
 DATASHEET_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.0, "NVIDIA H200": 989.0, "NVIDIA H100 NVL": 835.0,
                          "NVIDIA H200 NVL": 835.0}
+# nvml.h's clock event reasons: why the SM clock is below its maximum.
 CLOCK_EVENT_REASONS = {"gpu_idle": 0x1, "applications_clocks_setting": 0x2, "sw_power_cap": 0x4, "hw_slowdown": 0x8,
                        "sync_boost": 0x10, "sw_thermal_slowdown": 0x20, "hw_thermal_slowdown": 0x40,
-                       "hw_power_brake_slowdown": 0x80}  # nvml.h's clock event reasons: why the SM clock is below its max
+                       "hw_power_brake_slowdown": 0x80}
 
 
 def load_sibling(filename: str, name: str):
@@ -174,7 +176,9 @@ def activation_memory(train, cfg, device: str, data) -> dict:
 def attach_utilization(result: dict, sampler, summarize) -> None:
     """Mean and percentiles of each metric over the stage's measured window (nothing without NVML)."""
     t0, t1 = result["window"]
-    keys = ["nvml_util", "sm_clock_mhz", "power_w"] + (["sm_activity", "tensor_activity"] if sampler and sampler.gpm else [])
+    keys = ["nvml_util", "sm_clock_mhz", "power_w"]
+    if sampler and sampler.gpm:
+        keys += ["sm_activity", "tensor_activity"]
     result["utilization"] = {k: summarize(sampler.values(k, t0, t1)) for k in keys} if sampler else {}
 
 
@@ -244,16 +248,19 @@ def main():
               f" {'of ceil':>8} {'peak GiB':>9} {'wall s':>7}")
         for stage in stages:
             cfg = train.stage_config(stage, device)
-            r = train.run(cfg, device, seconds, data=data, profile_steps=(3 if full else 2) if stage in (stages[0], stages[-1]) else 0,
+            profiled = stage in (stages[0], stages[-1])
+            r = train.run(cfg, device, seconds, data=data, profile_steps=(3 if full else 2) if profiled else 0,
                           profile_prefix=str(out / f"stage{stage}"))
             r["stage"], r["name"] = stage, train.STAGES[stage]
             attach_utilization(r, sampler, sampling.summarize)
             attach_rates(r, ceiling["tflops"], datasheet["tflops"])
-            if "profile" in r:
-                r["profile"]["kernels"] = report.top_kernels(out / Path(r["profile"]["trace"]).name, r["profile"]["steps"])
+            if profiled:
+                trace = out / Path(r["profile"]["trace"]).name
+                r["profile"]["kernels"] = report.top_kernels(trace, r["profile"]["steps"])
             results["stages"].append(r)
             util = {k: (v["mean"] if v else None) for k, v in r["utilization"].items()}
-            print(f"{stage} {r['name']:20} {r['tokens_per_s']:10,.0f} {r['tokens_per_s'] / results['stages'][0]['tokens_per_s']:7.1f}x"
+            speedup = r["tokens_per_s"] / results["stages"][0]["tokens_per_s"]
+            print(f"{stage} {r['name']:20} {r['tokens_per_s']:10,.0f} {speedup:7.1f}x"
                   f" {fmt(util.get('nvml_util'), '.1f', 7)} {fmt(util.get('sm_activity'), '.1f', 6)}"
                   f" {r['achieved_tflops']:8.3g} {fmt(r['mfu_datasheet'], '.1%', 7)} {r['mfu']:8.1%}"
                   f" {fmt(r['peak_memory_gib'], '.2f', 9)} {r['wall_s']:7.1f}")
@@ -262,7 +269,7 @@ def main():
         # Memory and the checkpointing trade, on the last stage that is not compiled (eager: hooks see every block).
         eager = max((s for s in stages if not train.stage_config(s, device).compile), default=stages[-1])
         base_cfg = train.stage_config(eager, device)
-        ckpt_cfg = replace(base_cfg, checkpoint=True)
+        ckpt_cfg = replace(base_cfg, checkpoint=True, compile=False)
         results["memory"] = {"stage": eager, "config": asdict(base_cfg),
                              "per_layer": activation_memory(train, base_cfg, device, data),
                              "per_layer_checkpointed": activation_memory(train, ckpt_cfg, device, data)}

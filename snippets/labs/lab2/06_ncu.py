@@ -40,8 +40,8 @@ def find_ncu() -> str:
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    raise NcuUnavailable("ncu (Nsight Compute CLI) not found: install Nsight Compute"
-                         " (https://developer.nvidia.com/nsight-compute; it comes with the CUDA toolkit) or set NCU=/path/to/ncu")
+    raise NcuUnavailable("ncu (Nsight Compute CLI) not found: install Nsight Compute (it comes with the CUDA toolkit;"
+                         " https://developer.nvidia.com/nsight-compute) or set NCU=/path/to/ncu")
 
 
 def category(name: str) -> str:
@@ -75,7 +75,8 @@ def parse_csv(text: str) -> list[dict]:
     for row in csv.DictReader(lines):
         if row.get("Metric Name") not in METRICS:
             continue
-        kernel = kernels.setdefault(row["ID"], {"name": short(row["Kernel Name"]), "category": category(row["Kernel Name"]),
+        name = row["Kernel Name"]
+        kernel = kernels.setdefault(row["ID"], {"name": short(name), "category": category(name),
                                                 "grid": row.get("Grid Size"), "block": row.get("Block Size")})
         kernel[METRICS[row["Metric Name"]]] = float(row["Metric Value"].replace(",", ""))
     return [kernels[k] for k in sorted(kernels, key=int)]

@@ -16,7 +16,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 # Dense (no sparsity) bf16 tensor-core peak by the name CUDA reports; the datasheets print the 2:4-sparse rate,
-# twice these. Sources: https://www.nvidia.com/en-us/data-center/h100/ and https://www.nvidia.com/en-us/data-center/h200/
+# twice these. Sources: https://www.nvidia.com/en-us/data-center/h100/ and
+# https://www.nvidia.com/en-us/data-center/h200/
 DATASHEET_BF16 = {
     "NVIDIA H100 80GB HBM3": 989e12,  # H100 SXM
     "NVIDIA H200": 989e12,  # H200 SXM
@@ -124,7 +125,8 @@ def gemm_sweep(shapes, device, handle=None, seconds=0.4):
                 reads.append(read_clock_power(handle))
         row = {"shape": [m, k, n], "tflops": 2 * m * k * n / statistics.median(times) / 1e12}
         if reads:
-            row.update(sm_clock_mhz=statistics.median(r[0] for r in reads), power_w=statistics.median(r[1] for r in reads),
+            row.update(sm_clock_mhz=statistics.median(r[0] for r in reads),
+                       power_w=statistics.median(r[1] for r in reads),
                        power_capped_share=sum(r[2] for r in reads) / len(reads))
         rows.append(row)
         del x, w, out
