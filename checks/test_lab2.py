@@ -377,7 +377,7 @@ def test_experiment_under_the_simulator_refuses_foreign_utilization(tmp_path, mo
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with gpusim.activate(STEADY):
-        run_main(EXPERIMENT, "--stages", "0", "3", "--seconds", "0.3", "--out", str(tmp_path), monkeypatch=monkeypatch)
+        run_main(EXPERIMENT, "--stages", "0", "--seconds", "0.5", "--out", str(tmp_path), monkeypatch=monkeypatch)
     results = json.loads((tmp_path / "lab2_results.json").read_text())
     assert results["gpm"] and "do not describe this workload" in results["note"] and results["nvml_uuid"].startswith("GPU-")
     for stage in results["stages"]:
