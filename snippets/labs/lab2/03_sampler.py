@@ -1,7 +1,8 @@
 """Sample GPU utilization in a background thread while your code runs.
 
-NVML utilization (the share of time any kernel ran) on every NVIDIA GPU; GPM SM activity and tensor activity
-(how much of the GPU worked) where NVML supports GPM (Hopper and newer). Use it around any workload:
+NVML utilization (the share of time any kernel ran), the SM clock and the board power on every NVIDIA GPU; GPM SM
+activity and tensor activity (how much of the GPU worked) where NVML supports GPM (Hopper and newer). It samples
+the GPU this process computes on, found by UUID: NVML numbers GPUs its own way and ignores CUDA_VISIBLE_DEVICES.
 
     with UtilSampler(interval=0.2) as sampler:
         train()
@@ -10,6 +11,7 @@ NVML utilization (the share of time any kernel ran) on every NVIDIA GPU; GPM SM 
 Run as a script, it samples a matrix-multiply loop and prints a summary.
 """
 import json
+import os
 import threading
 import time
 
@@ -20,13 +22,52 @@ GPM_METRICS = {"sm_activity": pynvml.NVML_GPM_METRIC_SM_UTIL, "tensor_activity":
 KEYS = ("nvml_util", *GPM_METRICS)
 
 
+def cuda_gpu_uuid(device: int | None = None) -> str | None:
+    """UUID of the CUDA device this process computes on (torch numbers devices after CUDA_VISIBLE_DEVICES)."""
+    if not torch.cuda.is_available():
+        return None
+    return str(torch.cuda.get_device_properties(torch.cuda.current_device() if device is None else device).uuid)
+
+
+def find_gpu(uuid: str | None = None):
+    """NVML handle and a description of the GPU to sample; call after nvmlInit().
+
+    With CUDA: the device's UUID (GPU-... or, for a MIG instance, MIG-...). Without CUDA in this process (a CPU run
+    watching a GPU, or the handbook's simulator): the first entry of CUDA_VISIBLE_DEVICES, read as CUDA reads it,
+    a UUID or a unique prefix of one, or an index in nvidia-smi's order; unset or empty (CUDA sees no GPU, so the
+    readings cannot describe this process's work anyway), the first GPU."""
+    uuid = uuid or cuda_gpu_uuid()
+    if uuid:
+        for name in (uuid, f"GPU-{uuid}", f"MIG-{uuid}"):
+            try:
+                return pynvml.nvmlDeviceGetHandleByUUID(name), f"CUDA device {name}"
+            except pynvml.NVMLError:
+                continue
+        raise RuntimeError(f"NVML has no GPU with UUID {uuid}: is NVML from the same driver as CUDA?")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entry = (visible or "").split(",")[0].strip()
+    if not entry:
+        why = "unset" if visible is None else "empty"
+        return pynvml.nvmlDeviceGetHandleByIndex(0), f"NVML GPU 0 (no CUDA device here; CUDA_VISIBLE_DEVICES is {why})"
+    if entry.isdigit():
+        return pynvml.nvmlDeviceGetHandleByIndex(int(entry)), f"NVML GPU {entry} (CUDA_VISIBLE_DEVICES={visible})"
+    matches = []
+    for index in range(pynvml.nvmlDeviceGetCount()):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        if pynvml.nvmlDeviceGetUUID(handle).startswith(entry):
+            matches.append(handle)
+    if len(matches) != 1:
+        raise RuntimeError(f"CUDA_VISIBLE_DEVICES={visible}: {entry!r} names {len(matches)} GPUs in NVML, not one")
+    return matches[0], f"{entry} (CUDA_VISIBLE_DEVICES={visible})"
+
+
 class UtilSampler:
     """Each sample covers the `interval` seconds that end at its time stamp `t` (time.monotonic())."""
 
-    def __init__(self, index: int = 0, interval: float = 0.2):
+    def __init__(self, interval: float = 0.2, uuid: str | None = None):
         if interval <= 0:
             raise ValueError(f"interval {interval}: must be > 0 seconds")
-        self.index, self.interval, self.samples = index, interval, []
+        self.interval, self.uuid, self.samples = interval, uuid, []
         self._stop = threading.Event()
 
     def __enter__(self):
@@ -38,10 +79,15 @@ class UtilSampler:
     def start(self):
         try:
             pynvml.nvmlInit()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
         except pynvml.NVMLError as err:
-            raise RuntimeError(f"NVML cannot read GPU {self.index} ({err}): utilization needs an NVIDIA driver") from None
-        self.name = pynvml.nvmlDeviceGetName(self.handle)
+            raise RuntimeError(f"NVML cannot start ({err}): utilization needs an NVIDIA driver") from None
+        try:
+            self.handle, self.source = find_gpu(self.uuid)
+            self.name = pynvml.nvmlDeviceGetName(self.handle)
+            self.gpu_uuid = pynvml.nvmlDeviceGetUUID(self.handle)
+        except (pynvml.NVMLError, RuntimeError) as err:
+            pynvml.nvmlShutdown()
+            raise RuntimeError(f"NVML cannot read the GPU to sample: {err}") from None
         try:
             self.gpm = bool(pynvml.nvmlGpmQueryDeviceSupport(self.handle).isSupportedDevice)
         except pynvml.NVMLError:  # an older driver or GPU: NVML utilization only
@@ -72,6 +118,11 @@ class UtilSampler:
         try:
             while not self._stop.wait(self.interval):
                 row = {"t": time.monotonic(), "nvml_util": float(pynvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)}
+                try:
+                    row["sm_clock_mhz"] = float(pynvml.nvmlDeviceGetClockInfo(self.handle, pynvml.NVML_CLOCK_SM))
+                    row["power_w"] = pynvml.nvmlDeviceGetPowerUsage(self.handle) / 1000
+                except pynvml.NVMLError:  # not supported on this GPU (a MIG instance, some vGPUs)
+                    pass
                 if pair:
                     pynvml.nvmlGpmSampleGet(self.handle, pair[1])
                     row.update(self._gpm(pair[0], pair[1]))
@@ -129,7 +180,7 @@ def main():
         time.sleep(0.5)
     finally:
         sampler.stop()
-    print(f"NVML sees {sampler.name}; the workload ran on {device}"
+    print(f"NVML sees {sampler.name} ({sampler.gpu_uuid}, from {sampler.source}); the workload ran on {device}"
           + ("" if device == "cuda" else " (so these readings describe some other workload, or a simulator)"))
     print(f"{n}x{n} {str(dtype).removeprefix('torch.')} matmul loop, {seconds:.0f} s; samples every {sampler.interval} s"
           + ("" if sampler.gpm else "; this GPU has no GPM metrics"))
@@ -146,8 +197,8 @@ def main():
              "x": {"label": "time", "unit": "s"}, "y": {"label": "utilization", "unit": "%"},
              "series": {k: [[round(s["t"] - start, 2), s[k]] for s in sampler.samples if k in s] for k in summary}}
     with open("utilization_samples.json", "w") as f:
-        json.dump({"gpu": sampler.name, "device": device, "window": [t0 - start, t1 - start], "summary": summary,
-                   "chart": chart}, f, indent=1)
+        json.dump({"gpu": sampler.name, "uuid": sampler.gpu_uuid, "source": sampler.source, "device": device,
+                   "window": [t0 - start, t1 - start], "summary": summary, "chart": chart}, f, indent=1)
 
 
 if __name__ == "__main__":
