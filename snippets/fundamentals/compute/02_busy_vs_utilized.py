@@ -26,6 +26,7 @@ def gpm_metrics(handle, sample1, sample2) -> dict:
     return {name: request.metrics[slot].value for slot, name in enumerate(GPM_METRICS)}
 
 
+# --8<-- [start:uuid]
 def nvml_handle(device: int):
     """NVML's handle for CUDA device `device`, found by the GPU's UUID.
 
@@ -40,6 +41,7 @@ def nvml_handle(device: int):
         except pynvml.NVMLError_NotFound:
             pass
     raise SystemExit(f"NVML has no device with the UUID of CUDA device {device} ({uuid})")
+# --8<-- [end:uuid]
 
 
 def sample_while(handle, workload, seconds: float) -> dict:

@@ -16,12 +16,14 @@ import sys
 # Dense (no sparsity) datasheet figures, keyed by the name the driver reports: bf16 tensor-core FLOP/s, fp32
 # FLOP/s on the CUDA cores, HBM bytes/s. NVIDIA H100 datasheet (https://www.nvidia.com/en-us/data-center/h100/)
 # and H200 datasheet (https://www.nvidia.com/en-us/data-center/h200/); they print bf16 with sparsity, twice these.
+# --8<-- [start:datasheet]
 DATASHEET = {
     "NVIDIA H100 80GB HBM3": {"board": "H100 SXM", "bf16": 989e12, "fp32": 67e12, "hbm": 3.35e12},
     "NVIDIA H100 NVL": {"board": "H100 NVL", "bf16": 835e12, "fp32": 60e12, "hbm": 3.9e12},
     "NVIDIA H200": {"board": "H200 SXM", "bf16": 989e12, "fp32": 67e12, "hbm": 4.8e12},
     "NVIDIA H200 NVL": {"board": "H200 NVL", "bf16": 835e12, "fp32": 60e12, "hbm": 4.8e12},
 }
+# --8<-- [end:datasheet]
 
 
 def linear(batch: int, d_in: int, d_out: int) -> tuple[int, int]:
@@ -75,10 +77,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--card", help=f"one of: {', '.join(DATASHEET)}")
     args = parser.parse_args(argv)
-    card = args.card or this_gpu()
+    # --8<-- [start:card]
+    card = args.card or this_gpu()  # the exact name the driver reports, e.g. "NVIDIA H200"
     if card is not None and card not in DATASHEET:
         sys.exit(f"02_roofline.py: no datasheet figures for {card!r}: add its dense bf16 and fp32 FLOP/s and its memory"
                  f" bandwidth to DATASHEET (known: {', '.join(DATASHEET)}); never borrow another card's")
+    # --8<-- [end:card]
     results = [verdicts(c) for c in ([card] if card else DATASHEET)]
     for v in results:
         show(v)

@@ -40,13 +40,15 @@ def host_ms(src: torch.Tensor, non_blocking: bool, cycles: int, reps: int, devic
     """Median time the `.to(device)` call holds the host, in ms."""
     times = []
     for _ in range(reps):
+        # --8<-- [start:timed]
         if device == "cuda":
             torch.cuda.synchronize()
             if cycles:
                 torch.cuda._sleep(cycles)  # the GPU is now busy for QUEUED_MS
         t0 = time.perf_counter()
         dst = src.to(device, non_blocking=non_blocking)
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append((time.perf_counter() - t0) * 1e3)  # how long the call held the host
+        # --8<-- [end:timed]
         if device == "cuda":
             torch.cuda.synchronize()
         assert torch.equal(dst[-8:].cpu(), src[-8:]), "the copy is wrong"

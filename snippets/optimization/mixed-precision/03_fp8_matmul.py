@@ -63,9 +63,11 @@ def matmuls(n: int) -> dict:
     reference = a @ w.T  # fp32 (full-precision matmul: TF32 is off by default)
     a16, w16 = a.bfloat16(), w.bfloat16()
     (a8, sa), (w8, sw) = to_fp8(a), to_fp8(w)
+    # --8<-- [start:call]
     runs = {"bf16": lambda: a16 @ w16.T,
             # _scaled_mm wants the second operand column-major: w8.T of a row-major w8 is exactly that
             "fp8": lambda: torch._scaled_mm(a8, w8.T, scale_a=sa, scale_b=sw, out_dtype=torch.bfloat16)}
+    # --8<-- [end:call]
     found = {}
     for fmt, run in runs.items():
         seconds = median_seconds(run)
