@@ -54,3 +54,16 @@ def test_roofline_keys_are_exact_driver_names(roofline):
     sheet = roofline["DATASHEET"]
     assert sheet["NVIDIA H200"]["bf16"] != sheet["NVIDIA H200 NVL"]["bf16"]
     assert sheet["NVIDIA H200"]["hbm"] == 4.8e12 and sheet["NVIDIA H100 80GB HBM3"]["hbm"] == 3.35e12
+
+
+def test_a_chart_can_have_a_log_y_axis(tmp_path, monkeypatch):
+    """The measured roofline spans orders of magnitude on both axes: its chart asks for log scales, and gets them."""
+    from handbook import charts
+
+    monkeypatch.setenv("HANDBOOK_CACHE_DIR", "off")
+    spec = {"title": "t", "x": {"label": "intensity", "unit": "FLOP/byte", "log": True},
+            "y": {"label": "achieved", "unit": "TFLOP/s", "log": True},
+            "series": {"measured": [[0.08, 0.3], [1, 3.0], [1000, 700.0]]}}
+    linear = dict(spec, y={"label": "achieved", "unit": "TFLOP/s"})
+    log_svg, linear_svg = charts._draw(json.dumps(spec)), charts._draw(json.dumps(linear))
+    assert "10^{2}" in log_svg and "10^{2}" not in linear_svg  # decade ticks only on a log axis
