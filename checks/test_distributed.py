@@ -58,3 +58,25 @@ def test_topology_parser_reads_real_driver_output_with_ansi_escapes(topology):
 def test_topology_parser_rejects_other_output(topology):
     with pytest.raises(ValueError, match="no GPU0 column header"):
         topology["parse_topo_matrix"]("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
+
+
+# ---- what ProcessGroupNCCL logs at start-up (03_watchdog_defaults.py) ----------------------------------------
+
+# The shape of ProcessGroupNCCL's INFO lines (ProcessGroupNCCL.cpp: "ProcessGroupNCCL initialization options: ...",
+# "ProcessGroupNCCL environments: ...", "HeartbeatMonitor environments: ..."), with glog's prefix.
+NCCL_START_LOG = """\
+I1206 10:00:00.000000 1 ProcessGroupNCCL.cpp:981] [PG ID 0 PG GUID 0 Rank 0] ProcessGroupNCCL initialization options: size: 1, global rank: 0, TIMEOUT(ms): 600000, USE_HIGH_PRIORITY_STREAM: 0, SPLIT_FROM: 0, SPLIT_COLOR: -3, PG Name: 0
+I1206 10:00:00.000001 1 ProcessGroupNCCL.cpp:990] [PG ID 0 PG GUID 0 Rank 0] ProcessGroupNCCL environments: NCCL version: 2.27.7, TORCH_NCCL_ASYNC_ERROR_HANDLING: 3, TORCH_NCCL_ENABLE_TIMING: 0, TORCH_NCCL_BLOCKING_WAIT: 0, TORCH_DISTRIBUTED_DEBUG: OFF, TORCH_NCCL_TRACE_BUFFER_SIZE: 2000, TORCH_NCCL_NAN_CHECK: 0, TORCH_NCCL_CUDA_EVENT_CACHE: 1
+I1206 10:00:00.000002 1 ProcessGroupNCCL.cpp:1800] [PG ID 0 PG GUID 0 Rank 0] HeartbeatMonitor environments: TORCH_NCCL_ENABLE_MONITORING (Whether to kill program when no watchdog heartbeat detected): 1, TORCH_NCCL_DUMP_ON_TIMEOUT: 1, TORCH_NCCL_WAIT_TIMEOUT_DUMP_MILSEC: 15000, TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC: 480
+I1206 10:00:00.000003 1 ProcessGroupNCCL.cpp:2000] something else: TORCH_NCCL_ASYNC_ERROR_HANDLING: 9
+"""
+
+
+def test_watchdog_defaults_parser_reads_processgroupnccl_start_up_lines():
+    program = runpy.run_path(str(SNIPPETS / "nccl-debugging" / "03_watchdog_defaults.py"), run_name="watchdog")
+    found = program["settings"](NCCL_START_LOG)
+    assert found["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "3"  # from the environments line, not the unrelated one
+    assert found["TORCH_NCCL_TRACE_BUFFER_SIZE"] == "2000" and found["NCCL version"] == "2.27.7"
+    assert found["TORCH_NCCL_ENABLE_MONITORING"] == "1" and found["TORCH_NCCL_DUMP_ON_TIMEOUT"] == "1"
+    assert found["TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC"] == "480" and found["timeout_ms"] == "600000"
+    assert program["settings"]("no such lines\n") == {}

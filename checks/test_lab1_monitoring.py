@@ -256,6 +256,94 @@ def test_every_alert_has_a_unit_test_that_fires_it_and_one_that_keeps_it_quiet()
     assert alerts - quiet == set(), "alerts no unit test keeps quiet"
 
 
+# ---- the dashboard's queries, evaluated by promtool on series that start the way the exporter's do ---------------
+
+# Grafana's variables as a one-hour dashboard range ending at the evaluation time would fill them.
+GRAFANA_VARIABLES = {"$__rate_interval": "2m", "$__range": "1h", "$instance": ".*", "$gpu": ".*"}
+L = 'job="gpu", instance="node1:9445"'
+# Counters are born the way the exporter creates them: an Xid or NVML-error series at its first event, with the
+# value 1; energy at the exporter's start with NVML's running total. `_` is "no sample yet". Evaluated at 90m:
+# the range is 30m..90m.
+DASHBOARD_SERIES = [
+    # existed before the range (born at 5m), one more Xid inside it: 1 in range
+    (f'gpu_xid_errors_total{{{L}, gpu="2", uuid="GPU-c", xid="48"}}', "_x4 1x45 2x40"),
+    # born inside the range with its first Xid and nothing since: 1 (increase() alone sees 0)
+    (f'gpu_xid_errors_total{{{L}, gpu="0", uuid="GPU-a", xid="79"}}', "_x44 1x46"),
+    # born inside the range, two more later: 3 (increase() alone sees about 2)
+    (f'gpu_xid_errors_total{{{L}, gpu="1", uuid="GPU-b", xid="13"}}', "_x69 1x10 3x11"),
+    # old and quiet in the range: not listed
+    (f'gpu_xid_errors_total{{{L}, gpu="3", uuid="GPU-d", xid="31"}}', "5x90"),
+    # an NVML error class's first failure inside the range
+    (f'gpu_exporter_errors_total{{{L}, gpu="3", error="NVMLError_GpuIsLost"}}', "_x59 1x31"),
+    # two GPUs drawing 100 W each: 6000 J a minute
+    (f'gpu_energy_joules_total{{{L}, gpu="0", uuid="GPU-a"}}', "1000000+6000x90"),
+    (f'gpu_energy_joules_total{{{L}, gpu="1", uuid="GPU-b"}}', "2000000+6000x90"),
+    # held and idle for the whole time; held and busy
+    (f'gpu_compute_processes{{{L}, gpu="0", uuid="GPU-a"}}', "1x90"),
+    (f'gpu_utilization_ratio{{{L}, gpu="0", uuid="GPU-a"}}', "0x90"),
+    (f'gpu_compute_processes{{{L}, gpu="1", uuid="GPU-b"}}', "2x90"),
+    (f'gpu_utilization_ratio{{{L}, gpu="1", uuid="GPU-b"}}', "0.9x90"),
+]
+# (panel title, refId, expected samples at 90m)
+DASHBOARD_EXPECTED = [
+    ("Xid errors in range", "A", [({"instance": "node1:9445", "gpu": "2", "xid": "48"}, 1),
+                                  ({"instance": "node1:9445", "gpu": "0", "xid": "79"}, 1),
+                                  ({"instance": "node1:9445", "gpu": "1", "xid": "13"}, 3)]),
+    ("Exporter health", "B", [({"instance": "node1:9445", "error": "NVMLError_GpuIsLost"}, 1)]),
+    ("Energy in range", "A", [({}, 0.2)]),  # 2 x 100 W x 1 h = 0.2 kWh
+    ("Held but idle", "A", [({"__name__": "gpu_compute_processes", "job": "gpu", "instance": "node1:9445", "gpu": "0",
+                              "uuid": "GPU-a"}, 1)]),
+]
+
+
+def panel_query(board: dict, title: str, ref: str) -> str:
+    [panel] = [p for p in board["panels"] if p["title"] == title]
+    [target] = [t for t in panel["targets"] if t["refId"] == ref]
+    expr = target["expr"]
+    for name, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(name, value)
+    return expr
+
+
+def dashboard_query_problems(lab: Path, tmp: Path) -> str:
+    """promtool's verdict on the dashboard's counter panels, evaluated on DASHBOARD_SERIES ('' when they pass)."""
+    import yaml
+
+    board = json.loads((lab / "grafana-dashboard.json").read_text())
+    cases = []
+    for title, ref, samples in DASHBOARD_EXPECTED:
+        exp = [{"labels": "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}", "value": value}
+               for labels, value in samples]
+        cases.append({"expr": panel_query(board, title, ref), "eval_time": "90m", "exp_samples": exp})
+    test = {"rule_files": [str(lab / "gpu-rules.yml")], "evaluation_interval": "1m",
+            "tests": [{"name": "dashboard queries", "interval": "1m",
+                       "input_series": [{"series": s, "values": v} for s, v in DASHBOARD_SERIES],
+                       "promql_expr_test": cases}]}
+    (tmp / "dashboard.test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    done = subprocess.run([PROMTOOL, "test", "rules", "dashboard.test.yml"], cwd=tmp, capture_output=True,
+                          text=True, timeout=60)
+    return "" if done.returncode == 0 else done.stdout + done.stderr
+
+
+@needs_prometheus
+def test_dashboard_counter_panels_count_a_gpus_first_xid(tmp_path):
+    assert dashboard_query_problems(LAB, tmp_path) == ""
+
+
+@needs_prometheus
+def test_dashboard_test_catches_increase_over_a_counter_born_at_1(lab_copy, tmp_path):
+    """The query the dashboard had: increase() alone shows 0 for a GPU's first Xid."""
+    board_path = lab_copy / "grafana-dashboard.json"
+    board = json.loads(board_path.read_text())
+    [panel] = [p for p in board["panels"] if p["title"] == "Xid errors in range"]
+    panel["targets"][0]["expr"] = ('sum by (instance, gpu, xid) (increase(gpu_xid_errors_total{instance=~"$instance", '
+                                   'gpu=~"$gpu"}[$__range]))')
+    board_path.write_text(json.dumps(board))
+    problems = dashboard_query_problems(lab_copy, tmp_path)
+    got = problems.split("got:", 1)[1]
+    assert '{gpu="0", instance="node1:9445", xid="79"} 0E+00' in got  # the GPU's first Xid, shown as 0
+
+
 @pytest.fixture
 def lab_copy(tmp_path):
     copy = tmp_path / "lab1"

@@ -1,6 +1,6 @@
 """Draw a recorded result as a chart: a `chart` object in a snippet's JSON output becomes an SVG.
 
-    {"chart": {"title": "...", "x": {"label": "matrix size n", "unit": "", "log": true},
+    {"chart": {"title": "...", "x": {"label": "matrix size n", "unit": "", "log": true},   # "log" on y too
                "y": {"label": "throughput", "unit": "TFLOP/s"},
                "series": {"bf16": [[1024, 512.0], [2048, 700.1]], "fp32": [...]}}}
 """
@@ -44,6 +44,8 @@ def _draw(spec_json: str) -> str:
         ax.plot(xs, ys, marker="o", label=name)
     if spec["x"].get("log"):
         ax.set_xscale("log", base=2)
+    if spec["y"].get("log"):  # a roofline spans orders of magnitude on both axes
+        ax.set_yscale("log", base=10)
     ax.set_xlabel(axis_label(spec["x"]))
     ax.set_ylabel(axis_label(spec["y"]))
     ax.set_title(spec["title"])

@@ -1,10 +1,11 @@
-"""Two classic distributed bugs, caught by TORCH_DISTRIBUTED_DEBUG=DETAIL and a short timeout (2 gloo ranks, CPU).
+"""Two classic distributed bugs, named by TORCH_DISTRIBUTED_DEBUG=DETAIL (2 gloo ranks, CPU).
 
     python 01_desync_demo.py      # starts itself under torchrun with the debug variable set
 
 A: the ranks all-reduce tensors of different shapes (a desync): DETAIL names both shapes.
-B: rank 1 never joins an all-reduce (stuck elsewhere): after the timeout, rank 0's error names rank 1.
-The same variables and timeout argument work with NCCL on GPUs.
+B: rank 1 never joins an all-reduce (stuck elsewhere): DETAIL's monitored barrier, bounded by the group's 2 s
+timeout, names rank 1 in rank 0's error. The timeout alone names no rank (gloo: "Timed out waiting ... for recv";
+NCCL: the watchdog ends the process). The same variables work with NCCL on GPUs.
 """
 import datetime
 import os
@@ -51,8 +52,10 @@ def launch():
     lines = sorted(ln for ln in proc.stdout.splitlines() if ln.startswith("rank "))
     print("\n".join(lines))
     caught = {ln[:9] for ln in lines if "caught" in ln}
-    if proc.returncode or caught != {"rank 0 A:", "rank 1 A:", "rank 0 B:"}:
-        sys.exit(f"01_desync_demo.py: expected both ranks to catch A and rank 0 to catch B, got {sorted(caught)}"
+    named = any(ln.startswith("rank 0 B: caught") and "Ranks 1 failed" in ln for ln in lines)
+    if proc.returncode or caught != {"rank 0 A:", "rank 1 A:", "rank 0 B:"} or not named:
+        sys.exit(f"01_desync_demo.py: expected both ranks to catch A and rank 0 to catch B naming rank 1, got"
+                 f" {sorted(caught)}"
                  f" (torchrun exit {proc.returncode}):\n{proc.stderr[-2000:]}")
 
 

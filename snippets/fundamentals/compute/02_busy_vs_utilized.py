@@ -5,13 +5,11 @@ NVML utilization is the share of time at least one kernel was running. GPM SM ac
 activity cannot exceed 1/(number of SMs); a stream of tiny kernels shows what launch overhead does to both.
 """
 import json
-import os
 import threading
 import time
 
-os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # number GPUs like NVML does, so index 0 is the same card
-import pynvml  # noqa: E402
-import torch  # noqa: E402
+import pynvml
+import torch
 
 GPM_METRICS = {"sm_activity": pynvml.NVML_GPM_METRIC_SM_UTIL, "sm_occupancy": pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
                "tensor_activity": pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL}
@@ -26,6 +24,24 @@ def gpm_metrics(handle, sample1, sample2) -> dict:
         request.metrics[slot].metricId = metric
     pynvml.nvmlGpmMetricsGet(request)
     return {name: request.metrics[slot].value for slot, name in enumerate(GPM_METRICS)}
+
+
+# --8<-- [start:uuid]
+def nvml_handle(device: int):
+    """NVML's handle for CUDA device `device`, found by the GPU's UUID.
+
+    NVML numbers every GPU of the node in its own order and ignores CUDA_VISIBLE_DEVICES, so NVML's index 0 is
+    not CUDA's device 0 when CUDA_VISIBLE_DEVICES=5 (or when CUDA orders GPUs fastest first): on a shared node,
+    asking NVML by index reads another job's GPU. The UUID names the same GPU in both.
+    """
+    uuid = str(torch.cuda.get_device_properties(device).uuid)
+    for prefix in ("GPU-", "MIG-"):  # a MIG instance has a MIG- UUID in NVML
+        try:
+            return pynvml.nvmlDeviceGetHandleByUUID(prefix + uuid)
+        except pynvml.NVMLError_NotFound:
+            pass
+    raise SystemExit(f"NVML has no device with the UUID of CUDA device {device} ({uuid})")
+# --8<-- [end:uuid]
 
 
 def sample_while(handle, workload, seconds: float) -> dict:
@@ -70,10 +86,11 @@ def cycles_for(seconds: float) -> int:
 
 def main():
     pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+    device = torch.cuda.current_device()
+    handle = nvml_handle(device)
     if not pynvml.nvmlGpmQueryDeviceSupport(handle).isSupportedDevice:
         raise SystemExit(f"{pynvml.nvmlDeviceGetName(handle)} has no GPM metrics (Hopper or newer needed)")
-    sm_count = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+    sm_count = torch.cuda.get_device_properties(device).multi_processor_count
     a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     tiny = torch.zeros(64, device="cuda")
     spin_cycles = cycles_for(0.05)

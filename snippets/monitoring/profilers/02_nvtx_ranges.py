@@ -11,8 +11,9 @@ import torch
 def main():
     model = torch.nn.Sequential(torch.nn.Linear(4096, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 4096)).cuda()
     optimizer = torch.optim.AdamW(model.parameters())
-    # On the host, like a data loader's output with pin_memory=True: only a copy from pinned (page-locked) memory
-    # is asynchronous; from ordinary pageable memory, non_blocking=True still waits for the copy.
+    # On the host, like a data loader's output with pin_memory=True: only from pinned (page-locked) memory is a
+    # non_blocking=True copy sure to leave the host free; from pageable memory the driver stages the data first and
+    # may hold the host while it does. Without non_blocking=True the host would wait for the whole queue.
     data = [torch.randn(256, 4096).pin_memory() for _ in range(8)]
     for step, batch in enumerate(data):
         torch.cuda.nvtx.range_push(f"step {step}")

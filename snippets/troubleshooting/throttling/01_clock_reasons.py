@@ -45,6 +45,18 @@ def summarise(rows: list[dict]) -> dict:
             "temp_c_max": max(r["temp_c"] for r in rows), "util_median": statistics.median(r["util"] for r in rows)}
 
 
+def nvml_handle_of_cuda_device(device: int = 0):
+    """NVML's handle for the GPU that CUDA calls `device`, by UUID: NVML ignores CUDA_VISIBLE_DEVICES, so its index 0
+    is another GPU whenever CUDA_VISIBLE_DEVICES names one that is not the node's first."""
+    uuid = str(torch.cuda.get_device_properties(device).uuid)
+    for prefix in ("GPU-", "MIG-"):
+        try:
+            return pynvml.nvmlDeviceGetHandleByUUID(prefix + uuid)
+        except pynvml.NVMLError_NotFound:
+            pass
+    sys.exit(f"01_clock_reasons.py: NVML has no device with the UUID of CUDA device {device} ({uuid})")
+
+
 def load(seconds: float) -> float:
     """bf16 matmuls for `seconds`; returns the achieved TFLOP/s."""
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -64,7 +76,7 @@ def main():
         sys.exit("01_clock_reasons.py: no CUDA GPU visible to torch")
     pynvml.nvmlInit()
     try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        handle = nvml_handle_of_cuda_device(0)  # the GPU the load below runs on
         limit = pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000
         sm_max = pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM)
         idle = summarise(sample(handle, 3))
