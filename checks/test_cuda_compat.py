@@ -6,12 +6,20 @@ Expected verdicts come from the rules, not from the checker's output: a CUDA 12.
 and 13.x a >= 580 one (CUDA Compatibility guide); sm_XY code runs on compute capability X.Z for Z >= Y; compute_XY
 PTX is JIT-compiled for newer GPUs, except by a driver older than the PTX's compiler."""
 import importlib.util
+import io
 import json
+import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from handbook import gpusim
+
+_ABSENT = object()
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = ROOT / "snippets/cuda/compatibility/01_compat_check.py"
@@ -33,13 +41,32 @@ temperature_shutdown_c = 92
 """
 
 
-def check(tmp_path: Path, scenario: str, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    """Run the checker under the simulator in tmp_path; (process, compat_check.json or None)."""
-    done = subprocess.run([sys.executable, "-m", "handbook.gpusim", "run", scenario, "--", sys.executable,
-                           str(CHECKER), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    out = tmp_path / "compat_check.json"
-    return done, json.loads(out.read_text()) if out.exists() else None
+def check(tmp_path: Path, scenario: str, *args: str) -> tuple[SimpleNamespace, dict | None]:
+    """Run the checker's main() in this process, `import pynvml` playing the simulator and `import torch` failing
+    (a machine without torch), in tmp_path: (returncode, stdout, stderr; compat_check.json or None). A process per
+    case would cost a second each; the program as a program is run by the tests at the end of this file."""
+    out, err, cwd, argv = io.StringIO(), io.StringIO(), os.getcwd(), sys.argv
+    torch = sys.modules.get("torch", _ABSENT)
+    sys.modules["torch"] = None  # `import torch` raises ImportError
+    try:
+        os.chdir(tmp_path)
+        sys.argv = [str(CHECKER), *args]
+        with redirect_stdout(out), redirect_stderr(err):
+            with gpusim.activate(scenario):
+                try:
+                    code = load_checker().main()
+                except SystemExit as exit_:
+                    code = exit_.code
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+        if torch is _ABSENT:
+            sys.modules.pop("torch", None)
+        else:
+            sys.modules["torch"] = torch
+    result = tmp_path / "compat_check.json"
+    done = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    return done, json.loads(result.read_text()) if result.exists() else None
 
 
 def own_lines(stderr: str) -> list[str]:

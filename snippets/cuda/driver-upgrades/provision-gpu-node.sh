@@ -94,7 +94,8 @@ fi
 installed() { dpkg -s "$1" >/dev/null 2>&1; }
 version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }       # "" when not installed
 upstream() { local v=${1#*:}; echo "${v%%-*}"; }                               # 580.95.05-0ubuntu1 -> 580.95.05
-held() { apt-mark showhold 2>/dev/null | grep -qx "$1"; }
+HELD=""                                                                        # apt-mark showhold, read once
+held() { [ -n "$HELD" ] || HELD=$(apt-mark showhold 2>/dev/null; echo .); grep -qx -- "$1" <<< "$HELD"; }
 have_systemd() { [ -d "$SYSROOT/run/systemd/system" ]; }                       # sd_booted(3)
 active() { systemctl is-active --quiet "$1" 2>/dev/null; }
 running() { grep -qsx "$1" "$PROC"/[0-9]*/comm; }                              # a process named $1
@@ -373,6 +374,7 @@ do_driver() {
   else rm -f "$STATE_DIR/rollback.list.new"; fi
   mapfile -t on_hold < <(nvidia_packages)
   [ ${#on_hold[@]} -eq 0 ] || apt-mark unhold "${on_hold[@]}" >/dev/null
+  HELD=""
   apt_install "${todo[@]}"
 }
 [ ${#todo[@]} -eq 0 ] ||
@@ -407,6 +409,7 @@ do_hold() {
   mapfile -t pkgs < <(nvidia_packages)
   [ ${#pkgs[@]} -gt 0 ] || return 0
   apt-mark hold "${pkgs[@]}" >/dev/null
+  HELD=""                                                          # read the holds again
   local missing=()
   for p in "${pkgs[@]}"; do held "$p" || missing+=("$p"); done     # verify: apt-mark can fail quietly
   [ ${#missing[@]} -eq 0 ] || { echo "$ME: not held after apt-mark hold: ${missing[*]}" >&2; return 1; }
