@@ -96,7 +96,7 @@ case "$*" in
   *--query-compute-apps*) cat "$STATE/apps" 2>/dev/null ;;
   *persistence_mode*) for _ in $(seq "$n"); do cat "$STATE/persistence"; done ;;
   *driver_version*) for _ in $(seq "$n"); do echo "$loaded"; done ;;
-  -q) for i in $(seq "$n"); do printf 'GPU 0000:%02d:00.0\n    Fabric\n        State                             : %s\n        Status                            : %s\n' "$i" $(cat "$STATE/fabric"); done ;;
+  *fabric.state*) for _ in $(seq "$n"); do cat "$STATE/fabric"; done ;;
 esac''',
     "systemctl": r'''
 case "$1" in
@@ -107,7 +107,7 @@ case "$1" in
     [ -f "$PROVISION_PROC/driver/nvidia/version" ] || case "$2" in nvidia-*) echo "Job for $2.service failed" >&2; exit 1 ;; esac
     touch "$STATE/active/$2"
     [ "$2" = nvidia-persistenced ] && echo Enabled > "$STATE/persistence"
-    [ "$2" = nvidia-fabricmanager ] && echo "Completed Success" > "$STATE/fabric"
+    [ "$2" = nvidia-fabricmanager ] && echo "Completed, Success" > "$STATE/fabric"
     true ;;
 esac''',
     "modprobe": r'''
@@ -145,7 +145,7 @@ class Node:
             (self.state / "repo" / name).write_text("\n".join(versions) + "\n")
         (self.state / "gpus").write_text(f"{gpus}\n")
         (self.state / "persistence").write_text("Disabled\n")
-        (self.state / "fabric").write_text("N/A N/A\n" if not nvswitches else "In Progress N/A\n")
+        (self.state / "fabric").write_text("N/A, N/A\n" if not nvswitches else "In Progress, N/A\n")
         (self.state / "secureboot").write_text("SecureBoot disabled\n")
         (self.sysroot / "etc").mkdir(parents=True)
         (self.sysroot / "run/systemd/system").mkdir(parents=True)
@@ -198,7 +198,7 @@ class Node:
         if (self.state / "enabled/nvidia-persistenced").exists():
             (self.state / "persistence").write_text("Enabled\n")
         if (self.state / "enabled/nvidia-fabricmanager").exists():
-            (self.state / "fabric").write_text("Completed Success\n")
+            (self.state / "fabric").write_text("Completed, Success\n")
 
 
 def plan(stdout: str) -> list[str]:
@@ -450,7 +450,7 @@ def test_verify_names_a_pending_reboot_with_its_own_exit_status(node):
 def test_verify_catches_fabric_manager_down_on_an_nvswitch_node(hgx):
     hgx.run()
     (hgx.state / "active/nvidia-fabricmanager").unlink()
-    (hgx.state / "fabric").write_text("In Progress N/A\n")
+    (hgx.state / "fabric").write_text("In Progress, N/A\n")
     done = hgx.run("--verify")
     assert done.returncode == 1 and report(done.stdout)["fabric-manager"][0] == "MISSING", done.stdout
 

@@ -96,6 +96,7 @@ version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }       #
 upstream() { local v=${1#*:}; echo "${v%%-*}"; }                               # 580.95.05-0ubuntu1 -> 580.95.05
 HELD=""                                                                        # apt-mark showhold, read once
 held() { [ -n "$HELD" ] || HELD=$(apt-mark showhold 2>/dev/null; echo .); grep -qx -- "$1" <<< "$HELD"; }
+forget_holds() { HELD=""; }                                                    # after apt-mark hold/unhold
 have_systemd() { [ -d "$SYSROOT/run/systemd/system" ]; }                       # sd_booted(3)
 active() { systemctl is-active --quiet "$1" 2>/dev/null; }
 running() { grep -qsx "$1" "$PROC"/[0-9]*/comm; }                              # a process named $1
@@ -178,8 +179,8 @@ verify_node() {
 
   # Fabric Manager: NVSwitch systems (HGX/DGX H100, H200) cannot run CUDA until it has set up the fabric.
   n=$(nvswitch_count)
-  # One "State Status" pair per GPU from nvidia-smi -q's Fabric section ("Completed Success" when set up).
-  fabric=$(nvidia-smi -q 2>/dev/null | awk '/^ *Fabric *$/ {f=1; next} f && /^ *State / {s=$NF} f && /^ *Status / {print s" "$NF; f=0}' | sort -u | paste -sd, - || true)
+  # Each GPU's fabric state and status, the distinct pairs joined: "Completed Success" once the fabric is set up.
+  fabric=$(nvidia-smi --query-gpu=fabric.state,fabric.status --format=csv,noheader 2>/dev/null | sed 's/, */ /' | sort -u | paste -sd, - || true)
   if [ "$n" -eq 0 ] && [ "$NVSWITCH" != yes ]; then
     say N/A fabric-manager "no NVSwitch on the PCI bus: not needed (GPU fabric state: ${fabric:-not reported})"
   else
@@ -374,7 +375,7 @@ do_driver() {
   else rm -f "$STATE_DIR/rollback.list.new"; fi
   mapfile -t on_hold < <(nvidia_packages)
   [ ${#on_hold[@]} -eq 0 ] || apt-mark unhold "${on_hold[@]}" >/dev/null
-  HELD=""
+  forget_holds
   apt_install "${todo[@]}"
 }
 [ ${#todo[@]} -eq 0 ] ||
@@ -409,7 +410,7 @@ do_hold() {
   mapfile -t pkgs < <(nvidia_packages)
   [ ${#pkgs[@]} -gt 0 ] || return 0
   apt-mark hold "${pkgs[@]}" >/dev/null
-  HELD=""                                                          # read the holds again
+  forget_holds
   local missing=()
   for p in "${pkgs[@]}"; do held "$p" || missing+=("$p"); done     # verify: apt-mark can fail quietly
   [ ${#missing[@]} -eq 0 ] || { echo "$ME: not held after apt-mark hold: ${missing[*]}" >&2; return 1; }
