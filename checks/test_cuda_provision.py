@@ -80,6 +80,7 @@ for f in "$STATE"/pkg/*; do
     # shellcheck disable=SC2053
     if [[ $name == $p ]]; then
       found=0; out=${fmt//'${Package}'/$name}; out=${out//'${Version}'/$(cat "$f")}; out=${out//'${Status}'/install ok installed}
+      out=${out//'${db:Status-Abbrev}'/ii }
       printf '%b' "$out"
     fi
   done
@@ -489,3 +490,11 @@ def test_a_step_that_ignores_the_node_state_is_caught(node, tmp_path):
     node.run(script=mutant)
     node.run(script=mutant)
     assert any("nvidia-container-toolkit" in call for call in node.changes())  # what the rerun check rejects
+
+
+def test_verify_catches_fabric_manager_at_another_version_than_the_driver(hgx):
+    hgx.run()
+    (hgx.state / "pkg/nvidia-fabricmanager-580").write_text(f"{OLD}-0ubuntu0.24.04.1\n")
+    done = hgx.run("--verify")
+    status, detail = report(done.stdout)["fabric-manager"]
+    assert done.returncode == 1 and status == "MISSING" and "does not match driver 580.95.05" in detail

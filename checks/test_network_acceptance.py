@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDER = ROOT / "snippets/distributed/network-acceptance"
+PROGRAM = ROOT / "snippets" / "distributed/network-acceptance/01_busbw_acceptance.py"
+FOLDER = PROGRAM.parent
 PUBLISHED = (FOLDER / "nccl-tests-a100-hdr.txt").read_text()
 
 
 @pytest.fixture
 def judge(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("busbw_acceptance", FOLDER / "01_busbw_acceptance.py")
+    spec = importlib.util.spec_from_file_location("busbw_acceptance", PROGRAM)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.chdir(tmp_path)

@@ -92,7 +92,10 @@ fi
 
 # ---- reading the node (no changes) ------------------------------------------------------------------------
 installed() { dpkg -s "$1" >/dev/null 2>&1; }
-version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }       # "" when not installed
+version_of() {                                                                 # "" unless installed ("ii")
+  local v; v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$1" 2>/dev/null) || return 0
+  [[ "$v" == ii* ]] && echo "${v#*|}"; return 0
+}
 upstream() { local v=${1#*:}; echo "${v%%-*}"; }                               # 580.95.05-0ubuntu1 -> 580.95.05
 HELD=""                                                                        # apt-mark showhold, read once
 held() { [ -n "$HELD" ] || HELD=$(apt-mark showhold 2>/dev/null; echo .); grep -qx -- "$1" <<< "$HELD"; }
@@ -135,7 +138,7 @@ verify_node() {
   have_systemd || say INFO environment "no systemd (PID 1 is $(cat "$PROC/1/comm" 2>/dev/null || echo unknown)): services are judged by their processes"
 
   loaded=$(loaded_version)
-  utils=$(dpkg-query -W -f='${Package}\n' 'nvidia-utils-*' 2>/dev/null | head -n1 || true)
+  utils=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'nvidia-utils-*' 2>/dev/null | awk '$1 == "ii" {print $2; exit}' || true)
   pkg_ver=""; [ -n "$utils" ] && pkg_ver=$(upstream "$(version_of "$utils")")
   if ! command -v nvidia-smi >/dev/null; then smi="nvidia-smi not found: the driver's utilities are not installed"
   else smi=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>&1) || smi="failed: $(tail -n1 <<< "$smi")"; fi
@@ -146,7 +149,7 @@ verify_node() {
   fi
   if [ -n "$loaded" ]; then
     if [ -n "$pkg_ver" ] && [ "$pkg_ver" != "$loaded" ]; then
-      say REBOOT driver-module "module $loaded loaded, packages are $pkg_ver: reboot to load $pkg_ver"
+      say REBOOT driver-module "module $loaded loaded, packages are $pkg_ver: reboot to load $pkg_ver (if a reboot does not change it, this kernel's linux-modules-nvidia package carries $loaded: pin --driver-version $loaded)"
     else
       say OK driver-module "NVIDIA kernel module $loaded loaded"
     fi
@@ -185,11 +188,11 @@ verify_node() {
     say N/A fabric-manager "no NVSwitch on the PCI bus: not needed (GPU fabric state: ${fabric:-not reported})"
   else
     local fm_ver
-    fm_ver=$(upstream "$(version_of "nvidia-fabricmanager-${loaded%%.*}")")
+    fm_ver=$(upstream "$(version_of "nvidia-fabricmanager-${running_ver%%.*}")")
     if [ -z "$fm_ver" ]; then
-      say MISSING fabric-manager "$n NVSwitch(es), no nvidia-fabricmanager-${loaded%%.*} package: CUDA fails with cudaErrorSystemNotReady (802)"
-    elif [ -n "$loaded" ] && [ "$fm_ver" != "$loaded" ]; then
-      say MISSING fabric-manager "Fabric Manager $fm_ver does not match driver $loaded: it refuses to start; install the same version"
+      say MISSING fabric-manager "$n NVSwitch(es), no nvidia-fabricmanager-${running_ver%%.*} package: CUDA fails with cudaErrorSystemNotReady (802)"
+    elif [ -n "$running_ver" ] && [ "$fm_ver" != "$running_ver" ]; then
+      say MISSING fabric-manager "Fabric Manager $fm_ver does not match driver $running_ver: it does not start; install the same version"
     elif have_systemd && ! active nvidia-fabricmanager; then
       say MISSING fabric-manager "nvidia-fabricmanager is not running: systemctl enable --now nvidia-fabricmanager"
     elif ! have_systemd && ! running nv-fabricmanager; then
