@@ -80,6 +80,7 @@ def dotted(v) -> str:
     return ".".join(map(str, v))
 
 
+# --8<-- [start:runtime]
 def runtime_check(driver: str, driver_cuda, wheel_cuda) -> tuple[str, list, list]:
     """(mode, problems, changes): can this driver run a CUDA `wheel_cuda` runtime at all?"""
     if wheel_cuda <= driver_cuda:
@@ -95,8 +96,10 @@ def runtime_check(driver: str, driver_cuda, wheel_cuda) -> tuple[str, list, list
                f"or install a wheel built for CUDA {driver_cuda[0]}.x, which this driver runs",
                f"or, on a data-center GPU, add forward compatibility: apt install cuda-compat-{wheel_cuda[0]}-{wheel_cuda[1]}"]
     return "insufficient driver", problems, changes
+# --8<-- [end:runtime]
 
 
+# --8<-- [start:runs_on]
 def runs_on(arch: str, cc) -> bool:
     """Can code for `arch` run on a GPU of compute capability `cc` (SASS as is, PTX after JIT)?
 
@@ -111,6 +114,7 @@ def runs_on(arch: str, cc) -> bool:
     if suffix == "f" or kind == "sm":
         return major == cc[0] and minor <= cc[1]
     return (major, minor) <= tuple(cc)
+# --8<-- [end:runs_on]
 
 
 def kernel_check(cc, arches: list[str], mvc: bool, wheel_cuda) -> tuple[list, list, list]:
