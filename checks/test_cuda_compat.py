@@ -5,12 +5,21 @@ JIT, SASS per major, PTX for newer GPUs), and bad input gets one line and exit 2
 Expected verdicts come from the rules, not from the checker's output: a CUDA 12.x runtime needs a >= 525 driver
 and 13.x a >= 580 one (CUDA Compatibility guide); sm_XY code runs on compute capability X.Z for Z >= Y; compute_XY
 PTX is JIT-compiled for newer GPUs, except by a driver older than the PTX's compiler."""
+import importlib.util
+import io
 import json
+import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from handbook import gpusim
+
+_ABSENT = object()
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = ROOT / "snippets/cuda/compatibility/01_compat_check.py"
@@ -32,13 +41,44 @@ temperature_shutdown_c = 92
 """
 
 
-def check(tmp_path: Path, scenario: str, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    """Run the checker under the simulator in tmp_path; (process, compat_check.json or None)."""
-    done = subprocess.run([sys.executable, "-m", "handbook.gpusim", "run", scenario, "--", sys.executable,
-                           str(CHECKER), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    out = tmp_path / "compat_check.json"
-    return done, json.loads(out.read_text()) if out.exists() else None
+def check(tmp_path: Path, scenario: str, *args: str) -> tuple[SimpleNamespace, dict | None]:
+    """Run the checker's main() in this process, `import pynvml` playing the simulator and `import torch` failing
+    (a machine without torch), in tmp_path: (returncode, stdout, stderr; compat_check.json or None). A process per
+    case would cost a second each; the program as a program is run by the tests at the end of this file."""
+    out, err, cwd, argv = io.StringIO(), io.StringIO(), os.getcwd(), sys.argv
+    torch = sys.modules.get("torch", _ABSENT)
+    sys.modules["torch"] = None  # `import torch` raises ImportError
+    try:
+        os.chdir(tmp_path)
+        sys.argv = [str(CHECKER), *args]
+        with redirect_stdout(out), redirect_stderr(err):
+            with gpusim.activate(scenario):
+                try:
+                    code = load_checker().main()
+                except SystemExit as exit_:
+                    code = exit_.code
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+        if torch is _ABSENT:
+            sys.modules.pop("torch", None)
+        else:
+            sys.modules["torch"] = torch
+    result = tmp_path / "compat_check.json"
+    done = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    return done, json.loads(result.read_text()) if result.exists() else None
+
+
+def own_lines(stderr: str) -> list[str]:
+    """stderr without the simulator's own 'gpusim: ...' lines."""
+    return [line for line in stderr.splitlines() if not line.startswith("gpusim:")]
+
+
+def load_checker():
+    spec = importlib.util.spec_from_file_location("compat_check", CHECKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
@@ -99,8 +139,56 @@ def test_arch_specific_sass_runs_only_on_its_own_compute_capability(tmp_path):
     done, result = check(tmp_path, "new-gpu-old-wheel", "--wheel-cuda", "12.8", "--wheel-arches",
                          "sm_100a,sm_120a", "--strict")
     assert done.returncode == 0 and result["works"]
-    done, result = check(tmp_path, "healthy-idle", "--wheel-cuda", "12.8", "--wheel-arches", "sm_80a", "--strict")
-    assert done.returncode == 1  # sm_80a is not sm_80: no native code for a 9.0 GPU
+    done, result = check(tmp_path, "new-gpu-old-wheel", "--wheel-cuda", "12.8", "--wheel-arches", "sm_90a", "--strict")
+    assert done.returncode == 1  # sm_90a SASS is for 9.0 alone: nothing for a 12.0 GPU
+
+
+def test_arch_specific_ptx_is_not_jit_compiled_for_another_gpu(tmp_path):
+    """compute_90a PTX runs on 9.0 only (PTX ISA: 'a' targets do not follow the onion-layer model); plain
+    compute_90 is JIT-compiled for the 12.0 GPU. Before the fix the checker treated both alike."""
+    done, result = check(tmp_path, "new-gpu-old-wheel", "--wheel-cuda", "12.8", "--wheel-arches",
+                         "sm_90a,compute_90a", "--strict")
+    assert done.returncode == 1, done.stdout
+    assert "no kernel image" in result["wheels"][0]["problems"][0]
+    done, result = check(tmp_path, "healthy-idle", "--wheel-cuda", "13.0", "--wheel-arches", "compute_90a", "--strict")
+    assert done.returncode == 0 and result["works"]  # on a 9.0 GPU it is JIT-compiled
+
+
+def test_family_specific_code_runs_within_its_major_only():
+    module = load_checker()
+    assert module.runs_on("sm_100f", (10, 3)) and module.runs_on("compute_100f", (10, 3))
+    assert not module.runs_on("sm_103f", (10, 0))          # the family goes up in minor, not down
+    assert not module.runs_on("compute_100f", (12, 0))     # and never to another major
+    assert module.runs_on("compute_100", (12, 0))          # plain PTX does
+
+
+@pytest.mark.parametrize("arch, words", [("sm_80a", "no arch-specific"), ("sm_90f", "no family-specific"),
+                                         ("compute_85", "does not exist"), ("sm_999", "does not exist")])
+def test_targets_that_do_not_exist_are_refused_in_one_line(tmp_path, arch, words):
+    done, _ = check(tmp_path, "healthy-idle", "--wheel-cuda", "12.8", "--wheel-arches", f"sm_90,{arch}")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert len(own_lines(done.stderr)) == 1 and "--wheel-arches" in done.stderr and words in done.stderr, done.stderr
+
+
+def test_pytorchs_cu130_wheel_is_known(tmp_path):
+    done, result = check(tmp_path, "healthy-idle", "--wheel", "cu130", "--strict")
+    assert done.returncode == 0, done.stderr
+    assert result["wheel_cuda"] == "13.0" and result["mode"] == "native"
+    done, result = check(tmp_path, "driver-too-old", "--wheel", "cu130", "--strict")
+    assert done.returncode == 1 and any(">= 580" in c for c in result["wheels"][0]["changes"])
+
+
+def test_mig_mode_without_instances_leaves_cuda_no_device(tmp_path):
+    """mig-h200-enabled-empty: MIG on, no instance created, so CUDA enumerates nothing; the driver and the wheel
+    being fine does not make it work."""
+    done, result = check(tmp_path, "mig-h200-enabled-empty", "--wheel", "cu130", "--strict")
+    assert done.returncode == 1, done.stdout
+    wheel = result["wheels"][0]
+    assert not wheel["works"] and "CUDA sees no device" in wheel["problems"][0]
+    assert any("nvidia-smi mig -cgi" in c for c in wheel["changes"])
+    assert result["gpus"][0]["mig_enabled"] is True and result["gpus"][0]["mig_devices"] == 0
+    done, result = check(tmp_path, "mig-h200-mixed", "--wheel", "cu130", "--strict")
+    assert done.returncode == 0 and result["gpus"][0]["mig_devices"] == 4  # instances exist: CUDA sees them
 
 
 def test_healthy_stack_works(tmp_path):
@@ -114,17 +202,18 @@ def test_without_a_cuda_torch_it_compares_pytorchs_wheels(tmp_path):
     done, result = check(tmp_path, "new-gpu-old-wheel")
     assert done.returncode == 0
     verdicts = {w["wheel"]: w["works"] for w in result["wheels"]}
-    assert verdicts == {"PyTorch cu126": False, "PyTorch cu128": True}
+    assert verdicts == {"PyTorch cu126": False, "PyTorch cu128": True, "PyTorch cu130": True}
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--wheel-cuda", "12", "--wheel-arches", "sm_90"], "write MAJOR.MINOR"),
+    (["--wheel-cuda", "12", "--wheel-arches", "sm_90"], "--wheel-cuda '12': write MAJOR.MINOR"),
     (["--wheel-cuda", "12.8", "--wheel-arches", "sm90"], "write sm_XY"),
     (["--wheel-cuda", "12.8"], "declare both"),
+    (["--wheel", "cu999"], "choose from 'cu126', 'cu128', 'cu130'"),
 ])
 def test_bad_arguments_get_one_line(tmp_path, args, message):
     done, _ = check(tmp_path, "healthy-idle", *args)
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and message in done.stderr and len(own_lines(done.stderr)) == 1, done.stderr
 
 
 def test_nvml_failure_is_one_line(tmp_path):

@@ -17,7 +17,7 @@ import time
 import types
 from pathlib import Path
 
-from .scenario import CLOCK_EVENT_REASONS, MAX_MIG_DEVICES, Scenario
+from .scenario import CLOCK_EVENT_REASONS, FABRIC_STATES, MAX_MIG_DEVICES, Scenario
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
@@ -339,6 +339,16 @@ class Simulator:
             self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
         down = link in spec.static["nvlink_down"]
         return self.real.NVML_FEATURE_DISABLED if down else self.real.NVML_FEATURE_ENABLED
+
+    def nvmlDeviceGetGpuFabricInfo(self, device, gpuFabricInfo):
+        """Fills the caller's c_nvmlGpuFabricInfo_t, as NVML does; state from the scenario's fabric_state."""
+        spec, _ = self._gpu(device)
+        state = FABRIC_STATES.index(spec.static["fabric_state"])
+        info = gpuFabricInfo._obj if hasattr(gpuFabricInfo, "_obj") else gpuFabricInfo  # byref() or the struct
+        info.state = state
+        info.status = self.real.NVML_SUCCESS if state == 3 else self.real.NVML_ERROR_NOT_READY
+        info.cliqueId = 1 if state == 3 else 0
+        return self.real.NVML_SUCCESS
 
     def nvmlDeviceGetFieldValues(self, handle, fieldIds):
         """Only the recovery-action field is simulated; every other field comes back NOT_SUPPORTED in its slot."""

@@ -95,7 +95,11 @@ STATIC = {  # name -> (python type(s), default); None default = required
     "pcie_width_max": (int, -1),       # -1: the same as pcie_width
     "nvlink_down": (list, []),         # link indices nvmlDeviceGetNvLinkState reports disabled
     "power_default_limit_w": ((int, float), -1),  # -1: the same as power_limit_w (nobody lowered it)
+    # nvmlDeviceGetGpuFabricInfo (Hopper and later on NVSwitch systems): the state Fabric Manager has brought the GPU
+    # to, one of FABRIC_STATES; "not_supported" (the default) is a GPU outside any NVSwitch fabric.
+    "fabric_state": (str, "not_supported"),
 }
+FABRIC_STATES = ("not_supported", "not_started", "in_progress", "completed")  # nvmlGpuFabricState_t 0..3
 LISTS = {"xid", "processes"}
 GPU_KEYS = set(TIMELINES) | set(STATIC) | LISTS | {"copies"} | {"mig_mode", "mig"}
 
@@ -378,6 +382,8 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
                       ("power_default_limit_w", "power_limit_w")):
         if static[key] == -1:
             static[key] = static[base]
+    if static["fabric_state"] not in FABRIC_STATES:
+        fail(f"{label}: fabric_state {static['fabric_state']!r}: use one of {', '.join(FABRIC_STATES)}")
     if not all(isinstance(n, int) and 0 <= n < static["nvlink_links"] for n in static["nvlink_down"]):
         fail(f"{label}: nvlink_down lists link indices below nvlink_links ({static['nvlink_links']}), e.g. [3]")
     timelines = {}

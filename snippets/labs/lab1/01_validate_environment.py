@@ -4,10 +4,13 @@
     python 01_validate_environment.py            # report only (exit 0)
     python 01_validate_environment.py --strict   # exit 1 when a required layer is missing (for automation)
 
-Layers, bottom up: kernel driver -> NVML/nvidia-smi -> CUDA toolkit -> container toolkit -> Kubernetes
-device plugin -> monitoring tools. Every check has a timeout and never needs root.
+Layers, bottom up: kernel driver -> NVML/nvidia-smi -> a CUDA context -> Fabric Manager (NVSwitch systems) ->
+CUDA toolkit -> container toolkit and runtime -> Kubernetes device plugin -> monitoring tools. NVML and
+nvidia-smi can see every GPU while CUDA cannot start (an HGX board whose Fabric Manager is down), so the node
+counts as ready only once a CUDA context was created. Every check has a timeout and never needs root.
 """
 import argparse
+import ctypes
 import importlib.metadata
 import json
 import re
@@ -16,7 +19,20 @@ import subprocess
 from pathlib import Path
 
 RESULTS = []  # (status, layer, detail); status OK, MISSING, WARN, INFO
-REQUIRED = {"driver", "nvml", "nvidia-smi"}
+REQUIRED = {"driver", "nvml", "nvidia-smi", "cuda context", "fabric manager"}
+SYS_PCI = Path("/sys/bus/pci/devices")  # NVSwitches are PCI bridges (class 0x0680) of vendor 0x10de
+PROC = Path("/proc")
+CONTAINERD = Path("/etc/containerd")
+# CUresult codes worth a sentence (CUDA driver API, cuda.h); the rest are printed with cuGetErrorString.
+CUDA_HINTS = {
+    100: "no CUDA device visible: CUDA_VISIBLE_DEVICES, a GPU in MIG mode without instances, or no GPU in this container",
+    802: "the system is not ready: on an NVSwitch (HGX/DGX) node, Fabric Manager has not set up the NVLink fabric; "
+         "sudo systemctl enable --now nvidia-fabricmanager (the same version as the driver)",
+    803: "the user-mode driver and the kernel module differ: reboot after a driver upgrade",
+    35: "the driver is older than this libcuda expects: a driver/library mismatch",
+    999: "unknown error: read dmesg for an Xid",
+}
+FABRIC_STATE = {0: "not supported", 1: "not started", 2: "in progress", 3: "completed"}  # nvmlGpuFabricState_t
 
 
 def report(status: str, layer: str, detail: str):
@@ -47,13 +63,13 @@ def check_driver():
     report("OK" if nodes else "MISSING", "device nodes", ", ".join(nodes) if nodes else "no /dev/nvidia<N>")
 
 
-def check_nvml() -> str | None:
-    """The newest CUDA version the driver supports ('13.0'), or None."""
+def check_nvml() -> tuple[str | None, list]:
+    """(the newest CUDA version the driver supports, e.g. '13.0', or None; each GPU's NVLink fabric state)."""
     try:
         import pynvml
     except ImportError:
         report("MISSING", "nvml", "pynvml not installed: pip install nvidia-ml-py")
-        return None
+        return None, []
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as err:
@@ -63,17 +79,115 @@ def check_nvml() -> str | None:
             "NVMLError_LibRmVersionMismatch": "driver upgraded without reboot: reboot the node",
         }.get(type(err).__name__, "")
         report("MISSING", "nvml", f"nvmlInit failed: {type(err).__name__} ({err}){'; ' + hint if hint else ''}")
-        return None
+        return None, []
     try:
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-                 for i in range(pynvml.nvmlDeviceGetCount())]
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        names = [pynvml.nvmlDeviceGetName(h) for h in handles]
         supported = f"{cuda // 1000}.{cuda % 1000 // 10}"
         report("OK", "nvml", f"driver {pynvml.nvmlSystemGetDriverVersion()}, CUDA <= {supported}, "
                              f"{len(names)} GPU(s): {', '.join(sorted(set(names)))}")
-        return supported
+        persistence = []
+        for h in handles:
+            try:
+                persistence.append(pynvml.nvmlDeviceGetPersistenceMode(h) == pynvml.NVML_FEATURE_ENABLED)
+            except pynvml.NVMLError:
+                pass
+        if persistence:
+            report("OK" if all(persistence) else "WARN", "persistence mode",
+                   "enabled on every GPU" if all(persistence) else
+                   f"off on {persistence.count(False)} GPU(s): sudo systemctl enable --now nvidia-persistenced")
+        return supported, [fabric_state(pynvml, h) for h in handles]
     finally:
         pynvml.nvmlShutdown()
+
+
+def fabric_state(pynvml, handle) -> int | None:
+    """nvmlGpuFabricState_t of one GPU (Hopper and later), or None where NVML cannot say."""
+    info = pynvml.c_nvmlGpuFabricInfo_t()
+    try:
+        pynvml.nvmlDeviceGetGpuFabricInfo(handle, ctypes.byref(info))
+    except (pynvml.NVMLError, AttributeError):
+        return None
+    return info.state
+
+
+def nvswitch_count() -> int:
+    count = 0
+    for dev in SYS_PCI.glob("*"):
+        try:
+            vendor, cls = (dev / "vendor").read_text().strip(), (dev / "class").read_text().strip()
+        except OSError:
+            continue
+        count += vendor == "0x10de" and cls.startswith("0x0680")
+    return count
+
+
+def fabric_manager_running() -> bool | None:
+    """Is nv-fabricmanager running? None when it cannot be told (no /proc to read)."""
+    status, _ = run("systemctl", "is-active", "--quiet", "nvidia-fabricmanager", timeout=5)
+    if status == 0:
+        return True
+    try:
+        return any((p / "comm").read_text().strip() == "nv-fabricmanager" for p in PROC.glob("[0-9]*"))
+    except OSError:
+        return None
+
+
+def check_fabric(states: list, switches: int, fm_running: bool | None):
+    """NVSwitch systems (HGX/DGX A100, H100, H200, B200) need Fabric Manager before CUDA can start."""
+    registered = [s for s in states if s not in (None, 0)]
+    if not switches and not registered:
+        report("INFO", "fabric manager", "no NVSwitch on this node: not needed")
+        return
+    where = f"{switches} NVSwitch(es) on the PCI bus" if switches else "GPUs in an NVLink fabric"
+    if registered and all(s == 3 for s in registered):
+        if fm_running is False:
+            report("WARN", "fabric manager", f"{where}, fabric set up, but nv-fabricmanager is not running: "
+                                             "NVLink errors will go unhandled; sudo systemctl restart nvidia-fabricmanager")
+        else:
+            report("OK", "fabric manager", f"{where}, fabric state completed on {len(registered)} GPU(s)")
+        return
+    if registered:
+        stuck = sorted({FABRIC_STATE.get(s, str(s)) for s in registered if s != 3})
+        report("MISSING", "fabric manager", f"{where}, GPU fabric state {', '.join(stuck)}: Fabric Manager "
+               f"{'is not running' if not fm_running else 'has not finished'}; CUDA fails with 'system not yet "
+               "initialized' (802): sudo systemctl enable --now nvidia-fabricmanager (its version must match the driver)")
+    elif fm_running:
+        report("OK", "fabric manager", f"{where}, nv-fabricmanager running")
+    else:
+        report("MISSING", "fabric manager", f"{where}, nv-fabricmanager not running: install "
+               "nvidia-fabricmanager-BRANCH at the driver's version and enable it")
+
+
+def check_cuda(load=ctypes.CDLL):
+    """Create a CUDA context on the first visible device through the driver API (libcuda), as any CUDA program does."""
+    try:
+        lib = load("libcuda.so.1")
+    except OSError:
+        report("MISSING", "cuda context", "libcuda.so.1 not found: the driver's user-mode library is not installed")
+        return
+
+    def explain(code: int) -> str:
+        text = ctypes.c_char_p()
+        name = text.value.decode() if lib.cuGetErrorString(code, ctypes.byref(text)) == 0 and text.value else "?"
+        return f"CUresult {code} ({name}){': ' + CUDA_HINTS[code] if code in CUDA_HINTS else ''}"
+
+    code = lib.cuInit(0)
+    if code:
+        report("MISSING", "cuda context", f"cuInit failed: {explain(code)}")
+        return
+    count, device, context = ctypes.c_int(), ctypes.c_int(), ctypes.c_void_p()
+    code = lib.cuDeviceGetCount(ctypes.byref(count))
+    if code or count.value == 0:
+        report("MISSING", "cuda context", f"no CUDA device: {explain(code or 100)}")
+        return
+    code = lib.cuDeviceGet(ctypes.byref(device), 0) or lib.cuDevicePrimaryCtxRetain(ctypes.byref(context), device)
+    if code:
+        report("MISSING", "cuda context", f"cannot create a context on device 0: {explain(code)}")
+        return
+    lib.cuDevicePrimaryCtxRelease(device)
+    report("OK", "cuda context", f"created on device 0 of {count.value} visible")
 
 
 def check_nvidia_smi():
@@ -119,11 +233,36 @@ def check_containers():
             report("OK" if "nvidia" in runtimes else "MISSING", "docker runtime",
                    "nvidia runtime configured" if "nvidia" in runtimes
                    else f"no nvidia runtime in {daemon}: sudo nvidia-ctk runtime configure --runtime=docker")
-    containerd = Path("/etc/containerd/config.toml")
-    if containerd.exists():
-        configured = "nvidia" in containerd.read_text(errors="replace")
-        report("OK" if configured else "INFO", "containerd runtime",
-               "nvidia runtime configured" if configured else f"no nvidia runtime in {containerd}")
+    check_containerd()
+
+
+def check_containerd():
+    """Since toolkit 1.18, nvidia-ctk writes its containerd settings to conf.d/99-nvidia.toml and adds an imports
+    line to config.toml; older toolkits edit config.toml itself. Kubernetes pods get the GPU through the nvidia
+    runtime when it is the default (--set-as-default) or when they name a RuntimeClass for it."""
+    main, dropins = CONTAINERD / "config.toml", sorted((CONTAINERD / "conf.d").glob("*.toml"))
+    files = [f for f in (main, *dropins) if f.exists()]
+    if not files:
+        return
+    text = {f: f.read_text(errors="replace") for f in files}
+    imported = main.exists() and re.search(r'^\s*imports\s*=.*conf\.d', text[main], re.M)
+    if dropins and not imported:
+        report("WARN", "containerd runtime", f"{dropins[0]} is not imported by {main}: containerd ignores it "
+               "(nvidia-ctk runtime configure adds the imports line; rerun it)")
+        text = {f: t for f, t in text.items() if f == main}
+        if not re.search(r"runtimes\.nvidia\]", text.get(main, "")):
+            return
+    has_runtime = [f for f, t in text.items() if re.search(r"runtimes\.nvidia\]", t)]
+    is_default = [f for f, t in text.items() if re.search(r'default_runtime_name\s*=\s*"nvidia"', t)]
+    if has_runtime and is_default:
+        report("OK", "containerd runtime", f"nvidia runtime, the default ({is_default[0]})")
+    elif has_runtime:
+        report("WARN", "containerd runtime", f"nvidia runtime in {has_runtime[0]} but not the default: pods need "
+               "runtimeClassName: nvidia and a RuntimeClass; or sudo nvidia-ctk runtime configure "
+               "--runtime=containerd --set-as-default && sudo systemctl restart containerd")
+    else:
+        report("MISSING", "containerd runtime", "no nvidia runtime: sudo nvidia-ctk runtime configure "
+               "--runtime=containerd --set-as-default && sudo systemctl restart containerd")
 
 
 def check_kubernetes():
@@ -140,6 +279,10 @@ def check_kubernetes():
     report("OK" if with_gpus else "MISSING", "device plugin",
            f"allocatable nvidia.com/gpu: {with_gpus}" if with_gpus
            else "no node offers nvidia.com/gpu: install the device plugin or the GPU Operator")
+    status, out = run("kubectl", "get", "runtimeclass", "nvidia", "-o", "name", timeout=10)
+    report("OK" if status == 0 else "INFO", "runtimeclass",
+           "RuntimeClass nvidia exists" if status == 0 else
+           "no RuntimeClass nvidia: pods cannot use runtimeClassName: nvidia (fine if nvidia is containerd's default)")
 
 
 def check_monitoring():
@@ -155,11 +298,14 @@ def check_monitoring():
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the driver, NVML or nvidia-smi is missing")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when the driver, NVML, nvidia-smi, a CUDA context or Fabric Manager is missing")
     args = parser.parse_args()
     check_driver()
-    driver_cuda = check_nvml()
+    driver_cuda, fabric = check_nvml()
     check_nvidia_smi()
+    check_fabric(fabric, nvswitch_count(), fabric_manager_running())
+    check_cuda()
     check_toolkit(driver_cuda)
     check_containers()
     check_kubernetes()
