@@ -5,7 +5,7 @@ from handbook import gpusim
 
 
 def test_recovery_action_field_follows_the_scenario():
-    for at, action in ((0, 0), (100, 1), (200, 4)):  # NONE, GPU_RESET (remap pending), DRAIN_AND_RESET
+    for at, action in ((0, 0), (100, 4), (200, 1)):  # NONE, DRAIN_AND_RESET (contained), GPU_RESET (uncontained)
         with gpusim.activate("ecc-errors", at=at) as nv:
             nv.nvmlInit()
             h = nv.nvmlDeviceGetHandleByIndex(0)

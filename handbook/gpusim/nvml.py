@@ -345,8 +345,9 @@ class Simulator:
         return self.real.NVML_FEATURE_DISABLED if down else self.real.NVML_FEATURE_ENABLED
 
     def _violation_ns(self, spec, t, bits) -> int:
-        """Nanoseconds since the scenario's start during which any of `bits` was an active clock event reason."""
-        return int(sum(spec.reason_seconds(bit, 0.0, t) for bit in bits) * 1e9)
+        """Nanoseconds since the scenario's start during which any of `bits` was an active clock event reason,
+        on the wall clock (a scenario played N times faster accumulates scenario seconds N times faster)."""
+        return int(sum(spec.reason_seconds(bit, 0.0, t) for bit in bits) * 1e9 / self.speed)
 
     def _counter_fields(self):
         """Field id -> clock event reason bits whose active time it counts (in ns, as the violation counters do)."""
