@@ -131,12 +131,13 @@ def test_fabric_states_and_requested_vs_enforced_power():
         assert (nv.nvmlDeviceGetPowerManagementLimit(h), nv.nvmlDeviceGetEnforcedPowerLimit(h)) == (700_000, 450_000)
 
 
-def test_nvlink_error_counters_climb_on_one_link():
-    with gpusim.activate("nvlink-errors", at=10) as nv:
-        nv.nvmlInit()
-        h = nv.nvmlDeviceGetHandleByIndex(0)
-        crc = [nv.nvmlDeviceGetNvLinkErrorCounter(h, link, nv.NVML_NVLINK_ERROR_DL_CRC_FLIT) for link in range(18)]
-        assert crc[3] == 720 and sum(crc) == 720
+def test_nvlink_error_counters_grow_on_one_link():
+    for at, count in ((10, 120), (40, 720)):  # a burst of 600 CRC errors at 31 s
+        with gpusim.activate("nvlink-errors", at=at) as nv:
+            nv.nvmlInit()
+            h = nv.nvmlDeviceGetHandleByIndex(0)
+            crc = [nv.nvmlDeviceGetNvLinkErrorCounter(h, link, nv.NVML_NVLINK_ERROR_DL_CRC_FLIT) for link in range(18)]
+            assert crc[3] == count and sum(crc) == count
 
 
 def test_a_wedged_gpu_blocks_then_fails():

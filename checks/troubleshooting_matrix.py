@@ -121,8 +121,8 @@ def diagnose(row: str, *extra: str, cwd, flags=FLAGS) -> tuple[int, dict | None,
 
 
 def run_matrix(specs, cwd) -> dict:
-    """spec -> (exit code, report) for every spec, four at a time (most of a run is waiting on its windows)."""
-    with ThreadPoolExecutor(4) as pool:
+    """spec -> (exit code, report) for every spec, eight at a time (most of a run is waiting on its windows)."""
+    with ThreadPoolExecutor(8) as pool:
         results = dict(zip(specs, pool.map(lambda s: diagnose(s, cwd=cwd)[:2], specs)))
     return results
 

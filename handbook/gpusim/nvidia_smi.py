@@ -647,6 +647,22 @@ def summary(nv, handles):
     return out
 
 
+def list_gpus(nv, handles):
+    """`nvidia-smi -L`: each GPU, then its MIG devices indented under it."""
+    out = []
+    for h in handles:
+        out.append(f"GPU {nv.nvmlDeviceGetIndex(h)}: {nv.nvmlDeviceGetName(h)} (UUID: {nv.nvmlDeviceGetUUID(h)})")
+        if nv.nvmlDeviceGetMigMode(h)[0]:
+            for slot in range(nv.nvmlDeviceGetMaxMigDeviceCount(h)):
+                try:
+                    mig = nv.nvmlDeviceGetMigDeviceHandleByIndex(h, slot)
+                except nv.NVMLError_NotFound:
+                    continue
+                profile = re.search(r"MIG (\S+)", nv.nvmlDeviceGetName(mig)).group(1)
+                out.append(f"  MIG {profile:<11} Device {slot:>2}: (UUID: {nv.nvmlDeviceGetUUID(mig)})")
+    return out
+
+
 def nvlink_status(nv, handles):
     out = []
     for h in handles:
@@ -709,6 +725,7 @@ def main(argv=None, scenario=None) -> int:
     try:
         opts = parse(argv)
         nv = simulated_module(spec, banner=False)
+        nv.__gpusim__.frozen = True  # one snapshot at the scenario's start time: the same output on every run
     except Usage as err:
         print(err.args[0])
         return err.args[1]
@@ -748,8 +765,7 @@ def main(argv=None, scenario=None) -> int:
         elif opts["q"]:
             lines = query_full(nv, handles, opts["d"]) + lines
         elif opts["L"]:
-            lines += [f"GPU {nv.nvmlDeviceGetIndex(h)}: {nv.nvmlDeviceGetName(h)} (UUID: {nv.nvmlDeviceGetUUID(h)})"
-                      for h in handles]
+            lines += list_gpus(nv, handles)
         else:
             lines = summary(nv, handles) + lines
     except Usage as err:

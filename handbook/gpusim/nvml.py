@@ -66,6 +66,7 @@ class Simulator:
         self.scenario, self.speed, self.at = scenario, speed, at
         self.lock = threading.RLock()
         self.t0 = None  # time.monotonic() of the first nvmlInit
+        self.frozen = False  # True: time stands at `at` (a stand-in tool's snapshot, the same on every run)
         self.refcount = 0
         self.warned = set()
         self._memory = []  # ctypes buffers whose addresses are handles; kept alive here
@@ -95,6 +96,8 @@ class Simulator:
 
     def now(self) -> float:
         """Seconds into the scenario: `at` when nvmlInit first ran, then `speed` times faster than the wall."""
+        if self.frozen:
+            return self.at
         return self.at + self.speed * (time.monotonic() - self.t0)
 
     def _initialized(self):

@@ -1,6 +1,6 @@
 """GPU node health checks, one per runbook: each prints a verdict with its evidence and sets the exit code.
 
-    python 01_gpu_health.py                    # every check, about 8 s; exit code = the worst verdict
+    python 01_gpu_health.py                    # every check, about 4 s; exit code = the worst verdict
     python 01_gpu_health.py --check clocks     # one check (driver, bus, memory, processes, clocks, xid, ecc,
                                                #   recovery, fabric, mig, links, collective, straggler)
     python 01_gpu_health.py --json             # machine-readable, for scripts and the evidence bundle
@@ -747,7 +747,7 @@ def check_collective(ctx):
         line = (f"GPU {index}: NVML utilization {util}%" + ("" if sm is None else f", SM active {sm:.0f}%")
                 + f", {power:.0f}/{limit:.0f} W")
         if index in suspects:
-            findings.append((WARN, line + f" for {time.monotonic() - began:.3g} s: kernels resident, SMs and"
+            findings.append((WARN, line + f" for {time.monotonic() - began:.0f} s: kernels resident, SMs and"
                                           " power near idle - consistent with a hung collective. The job decides:"
                                           " check its heartbeat and flight recorder before acting"))
         elif looks_hung(*start[index]):
@@ -791,8 +791,9 @@ CHECKS = {"driver": check_driver, "bus": check_bus, "memory": check_memory, "pro
 
 
 def run(ctx, names):
+    """{check: result} in the order asked; `xid` listens while the --window of the counter checks runs."""
     results = {}
-    for name in names:
+    for name in sorted(names, key=lambda n: (n not in ("driver", "bus", "xid"), list(CHECKS).index(n))):
         if name != "driver" and ctx.init_error is not None:
             verdict, lines = UNKNOWN, [f"NVML did not initialize ({ctx.init_error}): see the driver check"]
         else:
@@ -801,7 +802,7 @@ def run(ctx, names):
             except pynvml.NVMLError as err:
                 verdict, lines = UNKNOWN, [f"NVML says {err} ({error_name(err)})"]
         results[name] = {"verdict": NAMES[verdict], "code": verdict, "evidence": lines}
-    return results
+    return {name: results[name] for name in names}
 
 
 def prometheus(results) -> str:
@@ -829,7 +830,7 @@ def main(argv=None) -> int:
     parser.add_argument("--need-cuda", metavar="X.Y", help="CUDA version the workload needs (e.g. torch.version.cuda)")
     parser.add_argument("--expect-mig", metavar="PROFILE:N,...", help="the MIG layout each GPU should have")
     parser.add_argument("--nvml-timeout", type=seconds, default=10.0, help="seconds an NVML call may take")
-    parser.add_argument("--window", type=seconds, default=5.0, help="seconds over which counters are differenced")
+    parser.add_argument("--window", type=seconds, default=3.0, help="seconds over which counters are differenced")
     parser.add_argument("--hw-share", type=float, default=0.5, help="share of the window HW slowdown pages at")
     parser.add_argument("--unaccounted-gib", type=float, default=1.0, help="GiB no process accounts for that warns")
     parser.add_argument("--xid-seconds", type=seconds, default=2.0, help="how long to listen for Xid events")
