@@ -491,6 +491,8 @@ def listen_for_xids(handles, seconds):
 def check_xid(ctx):
     seen, lines = [], []
     handles = ctx.readable()
+    if ctx.init_error is not None:
+        lines.append("NVML did not initialize: kernel log only")
     if handles:
         try:
             seen = guarded(ctx.args.xid_seconds + ctx.args.nvml_timeout, listen_for_xids, handles,
@@ -794,7 +796,7 @@ def run(ctx, names):
     """{check: result} in the order asked; `xid` listens while the --window of the counter checks runs."""
     results = {}
     for name in sorted(names, key=lambda n: (n not in ("driver", "bus", "xid"), list(CHECKS).index(n))):
-        if name != "driver" and ctx.init_error is not None:
+        if name not in ("driver", "xid") and ctx.init_error is not None:  # the kernel log needs no NVML
             verdict, lines = UNKNOWN, [f"NVML did not initialize ({ctx.init_error}): see the driver check"]
         else:
             try:
