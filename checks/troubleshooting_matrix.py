@@ -34,7 +34,7 @@ FLAGS = ["--json", "--xid-seconds", "0.3", "--window", "0.3", "--sample-seconds"
 NO_NVML = {c: "UNKNOWN" for c in CHECKS if c not in ("driver", "xid")} | {"driver": "CRITICAL"}  # xid: kernel log
 LOST = {c: "UNKNOWN" for c in CHECKS} | {"driver": "OK", "bus": "CRITICAL", "xid": "CRITICAL"}
 # Rows whose scenario must play faster than the wall clock, so that the short windows above cover minutes of it.
-SPEED = {"hw-slowdown-blip@29": 60}
+SPEED = {"hw-slowdown-blip@29": 60, "nvlink-errors@29": 10}
 
 # row -> the checks that must not say OK, and what they must say. Unlisted checks must say OK. A row is a scenario
 # spec, optionally followed by flags of the health check for that row (`--where container`, `--expect-mig ...`).
@@ -79,7 +79,7 @@ EXPECTED = {
     "8gpu-one-lost@25": {"bus": "CRITICAL", "xid": "CRITICAL"},  # GPU 3 lost at 20 s; seven GPUs idle, readable
     "pcie-downtrained": {"links": "WARN"},  # Gen4 x8 of Gen5 x16 under load
     "nvlink-down@5": {"links": "CRITICAL", "xid": "CRITICAL"},  # link 5 down after Xid 74 at 1 s
-    "nvlink-errors@30": {"links": "WARN"},  # CRC and replay errors climbing on link 3, every link up
+    "nvlink-errors@29": {"links": "WARN"},  # a burst of CRC and replay errors on link 3 at 31 s, every link up
     "fabric-manager-down": {"fabric": "CRITICAL"},  # fabric registration in progress: CUDA error 802
     "mig-h200-enabled-empty": {"mig": "WARN"},  # MIG on, no instance: CUDA sees no device
     "mig-h200-pending": {"mig": "WARN"},  # MIG switched on without the reset that applies it

@@ -307,6 +307,11 @@ def check_memory(ctx):
         used, total = memory_info(handle)
         procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
         line = f"GPU {index}: {used / 2**30:.1f} of {total / 2**30:.1f} GiB used ({used / total:.0%})"
+        try:
+            if pynvml.nvmlDeviceGetMigMode(handle)[0]:
+                return [(OK, line + ", MIG on: memory belongs to the instances")]
+        except pynvml.NVMLError:
+            pass  # no MIG on this GPU
         if any(p.usedGpuMemory is None for p in procs):  # the driver does not say what each process holds
             return [(OK, line + ", per-process memory not reported here")]
         unaccounted = used - sum(p.usedGpuMemory for p in procs)
@@ -544,7 +549,7 @@ def check_ecc(ctx):
         try:  # NVIDIA's own RMA flag for SRAM (ecc.errors.uncorrected.aggregate.sram.thresholdExceeded)
             pynvml.nvmlDeviceGetSramEccErrorStatus(handle, ctypes.byref(sram))
             threshold, sram_unc = bool(sram.bThresholdExceeded), sram.aggregateUncParity + sram.aggregateUncSecDed
-        except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_FunctionNotFound):
+        except pynvml.NVMLError:  # an older driver or GPU: the DRAM rules below still hold
             threshold, sram_unc = False, None
         try:
             rows_corr, rows_unc, pending, failed = pynvml.nvmlDeviceGetRemappedRows(handle)
