@@ -153,6 +153,8 @@ class Context:
                 self.start_counters[index] = guarded(args.nvml_timeout, counters, handle)
             except Timeout:
                 self.wedged.add(index)
+            except pynvml.NVMLError:
+                pass  # the checks read this GPU again and report its error there
 
     def readable(self):
         return [(i, h) for i, h, err in self.gpus if h is not None and i not in self.wedged]
@@ -223,8 +225,12 @@ NVLINK_COUNTERS = {"CRC": pynvml.NVML_NVLINK_ERROR_DL_CRC_FLIT, "replay": pynvml
 
 
 def counters(handle):
-    """The counters the window checks difference: clock-event-reason time (ns) and NVLink errors per link."""
-    reasons = field_values(handle, list(REASON_COUNTERS.values()))
+    """The counters the window checks difference: clock-event-reason time (ns) and NVLink errors per link.
+    A counter this GPU or driver does not have is left out (a GPU that does not answer raises, as always)."""
+    try:
+        reasons = field_values(handle, list(REASON_COUNTERS.values()))
+    except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_FunctionNotFound):
+        reasons = {}
     links = {}
     for link in range(pynvml.NVML_NVLINK_MAX_LINKS):
         try:
@@ -232,7 +238,7 @@ def counters(handle):
                 continue
             links[link] = {name: pynvml.nvmlDeviceGetNvLinkErrorCounter(handle, link, c)
                            for name, c in NVLINK_COUNTERS.items()}
-        except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_InvalidArgument):
+        except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_InvalidArgument, pynvml.NVMLError_FunctionNotFound):
             break
     return {"reasons": reasons, "links": links, "time": time.monotonic()}
 
