@@ -29,7 +29,8 @@ def test_bundle_of_a_failed_remap_holds_the_rma_evidence(tmp_path):
     assert re.search(r"Remapping Failure Occurred +: Yes", files["nvidia-smi-q.txt"])
     assert "Xid (PCI:0000:18:00): 95" in files["dmesg.txt"] and "Xid (PCI:0000:18:00): 64" in files["dmesg.txt"]
     gpu = json.loads(files["nvml.json"])["gpus"][0]
-    assert gpu["recovery_action"] == 4 and gpu["remapped_rows"][3] == 1 and gpu["serial"] == "simulated-0"
+    assert gpu["recovery_action"] == 1 and gpu["remapped_rows"][3] == 1 and gpu["serial"] == "simulated-0"
+    assert gpu["sram_threshold_exceeded"] is False  # NVIDIA's SRAM RMA flag, kept for the RMA
     assert "Yes, Yes" in files["nvidia-smi-query.csv"].splitlines()[1]  # remap pending, remap failure
     manifest = json.loads(files["MANIFEST.json"])
     assert manifest["items"]["nvidia-smi-q.txt"]["exit"] == 0

@@ -66,6 +66,7 @@ class Simulator:
         self.scenario, self.speed, self.at = scenario, speed, at
         self.lock = threading.RLock()
         self.t0 = None  # time.monotonic() of the first nvmlInit
+        self.frozen = False  # True: time stands at `at` (a stand-in tool's snapshot, the same on every run)
         self.refcount = 0
         self.warned = set()
         self._memory = []  # ctypes buffers whose addresses are handles; kept alive here
@@ -95,6 +96,8 @@ class Simulator:
 
     def now(self) -> float:
         """Seconds into the scenario: `at` when nvmlInit first ran, then `speed` times faster than the wall."""
+        if self.frozen:
+            return self.at
         return self.at + self.speed * (time.monotonic() - self.t0)
 
     def _initialized(self):
@@ -112,6 +115,9 @@ class Simulator:
         spec, t = self.scenario.gpus[index], self.now()
         if spec.lost(t):
             self.fail(self.real.NVML_ERROR_GPU_IS_LOST)
+        if spec.wedged(t):  # a wedged GPU: the call waits on the GPU (a GSP RPC timeout), then fails
+            time.sleep(spec.static["wedge_s"] / self.speed)
+            self.fail(self.real.NVML_ERROR_UNKNOWN)
         return spec, t
 
     def _value(self, handle, name):
@@ -269,8 +275,9 @@ class Simulator:
 
     def nvmlDeviceGetMigMode(self, device):
         spec = self._not_on_mig(device)
-        mode = self.real.NVML_DEVICE_MIG_ENABLE if spec.mig_mode else self.real.NVML_DEVICE_MIG_DISABLE
-        return [mode, mode]
+        r = self.real
+        return [r.NVML_DEVICE_MIG_ENABLE if spec.mig_mode else r.NVML_DEVICE_MIG_DISABLE,
+                r.NVML_DEVICE_MIG_ENABLE if spec.static["mig_mode_pending"] else r.NVML_DEVICE_MIG_DISABLE]
 
     def nvmlDeviceIsMigDeviceHandle(self, device):
         self._gpu(device)
@@ -340,20 +347,26 @@ class Simulator:
         down = link in spec.static["nvlink_down"]
         return self.real.NVML_FEATURE_DISABLED if down else self.real.NVML_FEATURE_ENABLED
 
-    def nvmlDeviceGetGpuFabricInfo(self, device, gpuFabricInfo):
-        """Fills the caller's c_nvmlGpuFabricInfo_t, as NVML does; state from the scenario's fabric_state."""
-        spec, _ = self._gpu(device)
-        state = FABRIC_STATES.index(spec.static["fabric_state"])
-        info = gpuFabricInfo._obj if hasattr(gpuFabricInfo, "_obj") else gpuFabricInfo  # byref() or the struct
-        info.state = state
-        info.status = self.real.NVML_SUCCESS if state == 3 else self.real.NVML_ERROR_NOT_READY
-        info.cliqueId = 1 if state == 3 else 0
-        return self.real.NVML_SUCCESS
+    def _violation_ns(self, spec, t, bits) -> int:
+        """Nanoseconds since the scenario's start during which any of `bits` was an active clock event reason,
+        on the wall clock (a scenario played N times faster accumulates scenario seconds N times faster)."""
+        return int(sum(spec.reason_seconds(bit, 0.0, t) for bit in bits) * 1e9 / self.speed)
+
+    def _counter_fields(self):
+        """Field id -> clock event reason bits whose active time it counts (in ns, as the violation counters do)."""
+        r, bits = self.real, CLOCK_EVENT_REASONS
+        return {r.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP: [bits["sw_power_cap"]],
+                r.NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST: [bits["sync_boost"]],
+                r.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: [bits["sw_thermal_slowdown"]],
+                r.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: [bits["hw_thermal_slowdown"]],
+                r.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: [bits["hw_power_brake_slowdown"]]}
 
     def nvmlDeviceGetFieldValues(self, handle, fieldIds):
-        """Only the recovery-action field is simulated; every other field comes back NOT_SUPPORTED in its slot."""
+        """The recovery-action field and the clock-event-reason counters are simulated; every other field comes back
+        NOT_SUPPORTED in its slot."""
         spec, t = self._gpu(handle)
         r = self.real
+        counters = self._counter_fields()
         values = (r.c_nvmlFieldValue_t * len(fieldIds))()
         for i, field_id in enumerate(fieldIds):
             try:
@@ -365,9 +378,61 @@ class Simulator:
                 values[i].valueType = r.NVML_VALUE_TYPE_UNSIGNED_INT
                 values[i].value.uiVal = int(spec.value("recovery_action", t))
                 values[i].nvmlReturn = r.NVML_SUCCESS
+            elif values[i].fieldId in counters:
+                values[i].valueType = r.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+                values[i].value.ullVal = self._violation_ns(spec, t, counters[values[i].fieldId])
+                values[i].nvmlReturn = r.NVML_SUCCESS
             else:
                 values[i].nvmlReturn = r.NVML_ERROR_NOT_SUPPORTED
         return values
+
+    def nvmlDeviceGetViolationStatus(self, device, perfPolicyType):
+        spec, t = self._gpu(device)
+        r, bits = self.real, CLOCK_EVENT_REASONS
+        policies = {r.NVML_PERF_POLICY_POWER: [bits["sw_power_cap"]],
+                    r.NVML_PERF_POLICY_THERMAL: [bits["sw_thermal_slowdown"], bits["hw_thermal_slowdown"]],
+                    r.NVML_PERF_POLICY_SYNC_BOOST: [bits["sync_boost"]]}
+        if perfPolicyType not in policies:
+            self.fail(r.NVML_ERROR_NOT_SUPPORTED)
+        violation = r.c_nvmlViolationTime_t()
+        violation.referenceTime = int(time.time() * 1e6)
+        violation.violationTime = self._violation_ns(spec, t, policies[perfPolicyType])
+        return violation
+
+    # ---- fabric (NVSwitch systems: Fabric Manager registers every GPU) ---------------------------------------
+    def _fabric(self, device, info):
+        spec = self._not_on_mig(device)
+        target = getattr(info, "_obj", info)  # a structure, or byref(structure)
+        target.state = FABRIC_STATES[spec.static["fabric_state"]]
+        status = spec.static["fabric_status"]
+        target.status = self.real.NVML_SUCCESS if status == "SUCCESS" else getattr(self.real, "NVML_ERROR_" + status)
+        target.cliqueId = 0
+        if hasattr(target, "healthMask"):
+            target.healthMask = 0
+        return target
+
+    def nvmlDeviceGetGpuFabricInfo(self, device, gpuFabricInfo):
+        self._fabric(device, gpuFabricInfo)
+        return self.real.NVML_SUCCESS
+
+    def nvmlDeviceGetGpuFabricInfoV(self, device, gpuFabricInfo):
+        self._fabric(device, gpuFabricInfo)
+        return self.real.NVML_SUCCESS
+
+    # ---- NVLink error counters -------------------------------------------------------------------------------
+    def nvmlDeviceGetNvLinkErrorCounter(self, device, link, counter):
+        spec, t = self._gpu(device)
+        r = self.real
+        self.nvmlDeviceGetNvLinkState(device, link)  # a link that does not exist fails the same way
+        if link != spec.static["nvlink_error_link"]:
+            return 0
+        names = {r.NVML_NVLINK_ERROR_DL_REPLAY: "nvlink_replay_errors",
+                 r.NVML_NVLINK_ERROR_DL_RECOVERY: "nvlink_recovery_errors",
+                 r.NVML_NVLINK_ERROR_DL_CRC_FLIT: "nvlink_crc_errors", r.NVML_NVLINK_ERROR_DL_CRC_DATA: None,
+                 r.NVML_NVLINK_ERROR_DL_ECC_DATA: None}
+        if counter not in names:
+            self.fail(r.NVML_ERROR_INVALID_ARGUMENT)
+        return int(spec.value(names[counter], t)) if names[counter] else 0
 
     def nvmlDeviceGetFanSpeed(self, handle):
         self._gpu(handle)  # the simulated boards are passively cooled, as SXM modules are: no fan to read
@@ -379,12 +444,14 @@ class Simulator:
         mig = self._mig(handle)
         total = (mig.memory_total_mib if mig else spec.static["memory_total_mib"]) * 2**20
         used = int(round(mig.memory_used.at(t) if mig else spec.value("memory_used_mib", t))) * 2**20
-        if version:
+        reserved = 0 if mig else spec.static["memory_reserved_mib"] * 2**20
+        if version:  # v2: `used` is what contexts allocated; driver and firmware reservations apart
             memory = self.real.c_nvmlMemory_v2_t()
-            memory.version, memory.reserved = version, 0
-        else:
+            memory.version, memory.reserved = version, reserved
+            memory.total, memory.used, memory.free = total, used, total - used - reserved
+        else:  # v1: `used` counts the reservations too
             memory = self.real.c_nvmlMemory_t()
-        memory.total, memory.used, memory.free = total, used, total - used
+            memory.total, memory.used, memory.free = total, used + reserved, total - used - reserved
         return memory
 
     def nvmlDeviceGetUtilizationRates(self, handle):
@@ -400,6 +467,13 @@ class Simulator:
             self.fail(self.real.NVML_ERROR_INVALID_ARGUMENT)
         return int(round(spec.value("temperature_c", t)))
 
+    def nvmlDeviceGetMarginTemperature(self, handle):
+        """T.Limit: degrees C of headroom below the GPU's max operating temperature (negative past it)."""
+        spec, t = self._gpu(handle)
+        if tuple(spec.static["compute_capability"]) < (9, 0):
+            self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)  # nvidia-smi shows absolute thresholds before Hopper
+        return int(spec.static["temperature_max_operating_c"] - round(spec.value("temperature_c", t)))
+
     def nvmlDeviceGetTemperatureV(self, handle, sensor, version=None):
         return self.nvmlDeviceGetTemperature(handle, sensor)
 
@@ -407,7 +481,9 @@ class Simulator:
         spec, _ = self._gpu(handle)
         r = self.real
         values = {r.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: spec.static["temperature_shutdown_c"],
-                  r.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: spec.static["temperature_slowdown_c"]}
+                  r.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: spec.static["temperature_slowdown_c"],
+                  r.NVML_TEMPERATURE_THRESHOLD_GPU_MAX: spec.static["temperature_max_operating_c"],
+                  r.NVML_TEMPERATURE_THRESHOLD_MEM_MAX: spec.static["temperature_max_operating_c"]}
         if threshold not in values:
             self.fail(r.NVML_ERROR_NOT_SUPPORTED)
         return int(values[threshold])
@@ -423,7 +499,12 @@ class Simulator:
         return int(self._gpu(handle)[0].static["power_limit_w"] * 1000)
 
     def nvmlDeviceGetPowerManagementLimit(self, handle):
-        return self.nvmlDeviceGetEnforcedPowerLimit(handle)
+        """The limit the host requested (-pl); the enforced one is lower when another limiter caps the GPU."""
+        return int(self._gpu(handle)[0].static["power_requested_limit_w"] * 1000)
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle):
+        static = self._gpu(handle)[0].static
+        return [int(static["power_min_limit_w"] * 1000), int(static["power_max_limit_w"] * 1000)]
 
     def nvmlDeviceGetPowerManagementDefaultLimit(self, handle):
         return int(self._gpu(handle)[0].static["power_default_limit_w"] * 1000)
@@ -473,6 +554,11 @@ class Simulator:
         return self.nvmlDeviceGetEccMode(handle)[1]
 
     def nvmlDeviceGetTotalEccErrors(self, handle, errorType, counterType):
+        """DRAM and SRAM errors together, as NVML totals them."""
+        return (self._ecc(handle, errorType, counterType, "ecc")
+                + self._ecc(handle, errorType, counterType, "sram"))
+
+    def _ecc(self, handle, errorType, counterType, where):
         spec, t = self._gpu(handle)
         r = self.real
         if not spec.static["ecc_enabled"]:
@@ -481,11 +567,32 @@ class Simulator:
         scope = {r.NVML_VOLATILE_ECC: "volatile", r.NVML_AGGREGATE_ECC: "aggregate"}
         if errorType not in kind or counterType not in scope:
             self.fail(r.NVML_ERROR_INVALID_ARGUMENT)
-        return int(spec.value(f"ecc_{kind[errorType]}_{scope[counterType]}", t))
+        return int(spec.value(f"{where}_{kind[errorType]}_{scope[counterType]}", t))
 
     def nvmlDeviceGetMemoryErrorCounter(self, handle, errorType, counterType, locationType):
-        total = self.nvmlDeviceGetTotalEccErrors(handle, errorType, counterType)
-        return total if locationType == self.real.NVML_MEMORY_LOCATION_DRAM else 0  # all simulated errors: DRAM
+        r = self.real
+        if locationType == r.NVML_MEMORY_LOCATION_DRAM:
+            return self._ecc(handle, errorType, counterType, "ecc")
+        if locationType == r.NVML_MEMORY_LOCATION_SRAM:
+            return self._ecc(handle, errorType, counterType, "sram")
+        self._ecc(handle, errorType, counterType, "ecc")  # same argument checks
+        return 0  # the other locations (L1, L2, register file...) count nothing in the simulator
+
+    def nvmlDeviceGetSramEccErrorStatus(self, device, status):
+        """SRAM ECC counts and NVIDIA's SRAM threshold-exceeded flag (uncorrectable counts are all SEC-DED here)."""
+        spec, t = self._gpu(device)
+        if not spec.static["ecc_enabled"]:
+            self.fail(self.real.NVML_ERROR_NOT_SUPPORTED)
+        target = getattr(status, "_obj", status)
+        value = {name: int(spec.value(f"sram_{name}", t)) for name in
+                 ("corrected_volatile", "corrected_aggregate", "uncorrected_volatile", "uncorrected_aggregate")}
+        target.aggregateUncParity, target.volatileUncParity = 0, 0
+        target.aggregateUncSecDed, target.volatileUncSecDed = value["uncorrected_aggregate"], value["uncorrected_volatile"]
+        target.aggregateCor, target.volatileCor = value["corrected_aggregate"], value["corrected_volatile"]
+        target.aggregateUncBucketL2, target.aggregateUncBucketSm = value["uncorrected_aggregate"], 0
+        target.aggregateUncBucketPcie = target.aggregateUncBucketMcu = target.aggregateUncBucketOther = 0
+        target.bThresholdExceeded = int(spec.value("sram_threshold_exceeded", t))
+        return self.real.NVML_SUCCESS
 
     def nvmlDeviceGetRemappedRows(self, device):
         spec, t = self._gpu(device)

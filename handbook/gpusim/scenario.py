@@ -18,7 +18,12 @@ A scenario is a TOML file in handbook/gpusim/scenarios/ (or any path ending in .
 
 A value is a constant or a list of [seconds, value] keyframes. Continuous quantities (temperatures, clocks,
 utilizations, power, memory) interpolate linearly; counters, flags and clock event reasons hold their last
-keyframe (a step). `xid = [[seconds, code], ...]` lists Xid events; `processes` lists compute processes.
+keyframe (a step). `xid = [[seconds, code], ...]` lists Xid events; `processes` lists compute processes;
+`resets = [seconds, ...]` lists GPU resets an operator made (the kernel log gets the runbooks' reset marker).
+Faults the troubleshooting runbooks need: `wedged_at_s` (NVML calls on the GPU block for `wedge_s`, then fail),
+`fabric_state` (NVSwitch fabric registration), the SRAM ECC counters and threshold flag, the requested vs
+enforced power limit, MIG mode pending vs current, and `[system] dmesg_restricted` (a non-root reader with
+kernel.dmesg_restrict=1: the dmesg stand-in refuses, as the real one does).
 A GPU may run in MIG mode with declared instances (`mig_mode = true` and `[[gpus.mig]]` tables with a profile
 such as "1g.18gb"): see "MIG" below and scenarios/mig-*.toml.
 A value may also be `{recording = "section/page/NN_name", key = "file.json/key"}`: a figure recorded on a real
@@ -74,8 +79,19 @@ TIMELINES = {
     "row_remap_failure": ("step", 0, 1),
     "pstate": ("step", 0, 15),
     "recovery_action": ("step", 0, 7),  # NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: nvmlGpuRecoveryAction_t
+    # SRAM ECC (nvmlDeviceGetSramEccErrorStatus): uncorrectable counts are SEC-DED, the flag is bThresholdExceeded
+    "sram_corrected_volatile": ("step", 0, None),
+    "sram_corrected_aggregate": ("step", 0, None),
+    "sram_uncorrected_volatile": ("step", 0, None),
+    "sram_uncorrected_aggregate": ("step", 0, None),
+    "sram_threshold_exceeded": ("step", 0, 1),
+    "memory_temperature_c": ("linear", -40, 150),  # HBM temperature; defaults to temperature_c's timeline
+    # NVLink error counters of link nvlink_error_link (nvmlDeviceGetNvLinkErrorCounter): counters that climb
+    "nvlink_crc_errors": ("linear", 0, None),
+    "nvlink_replay_errors": ("linear", 0, None),
+    "nvlink_recovery_errors": ("linear", 0, None),
 }
-STATIC = {  # name -> (python type(s), default); None default = required
+STATIC = {  # name -> (python type(s), default); None default = required (except mig_mode_pending)
     "model": (str, None),
     "memory_total_mib": (int, None),
     "compute_capability": (list, [9, 0]),
@@ -94,13 +110,24 @@ STATIC = {  # name -> (python type(s), default); None default = required
     "pcie_generation_max": (int, -1),  # -1: the same as pcie_generation (a link trained at its best)
     "pcie_width_max": (int, -1),       # -1: the same as pcie_width
     "nvlink_down": (list, []),         # link indices nvmlDeviceGetNvLinkState reports disabled
+    "nvlink_error_link": (int, 0),     # the link the nvlink_*_errors counters belong to
     "power_default_limit_w": ((int, float), -1),  # -1: the same as power_limit_w (nobody lowered it)
-    # nvmlDeviceGetGpuFabricInfo (Hopper and later on NVSwitch systems): the state Fabric Manager has brought the GPU
-    # to, one of FABRIC_STATES; "not_supported" (the default) is a GPU outside any NVSwitch fabric.
-    "fabric_state": (str, "not_supported"),
+    # power_limit_w is the limit in force (nvmlDeviceGetEnforcedPowerLimit, "Current Power Limit"); the requested one
+    # (nvmlDeviceGetPowerManagementLimit, "Requested Power Limit", what -pl set) is higher when another limiter, such
+    # as an out-of-band cap from the BMC, holds the GPU below what the host asked for.
+    "power_requested_limit_w": ((int, float), -1),  # -1: the same as power_limit_w
+    "power_min_limit_w": ((int, float), -1),        # -1: 2/7 of the default limit (200 W of 700 W)
+    "power_max_limit_w": ((int, float), -1),        # -1: the default limit
+    "temperature_max_operating_c": ((int, float), -1),  # -1: 2 C below temperature_slowdown_c (T.Limit reference)
+    "memory_reserved_mib": (int, 0),   # reserved by driver and firmware: in v1 "used", apart in nvmlMemory_v2
+    "wedged_at_s": ((int, float), -1),  # from then on every NVML call on this GPU blocks wedge_s, then fails
+    "wedge_s": ((int, float), 30),
+    "fabric_state": (str, ""),         # "": "completed" on an 18-link NVSwitch board, else "not_supported"
+    "fabric_status": (str, "SUCCESS"),  # an NVML_ERROR_* name, or SUCCESS
+    "mig_mode_pending": (bool, None),   # None: the same as mig_mode (no change waits for a reset)
 }
-FABRIC_STATES = ("not_supported", "not_started", "in_progress", "completed")  # nvmlGpuFabricState_t 0..3
-LISTS = {"xid", "processes"}
+FABRIC_STATES = {"not_supported": 0, "not_started": 1, "in_progress": 2, "completed": 3}
+LISTS = {"xid", "processes", "resets"}
 GPU_KEYS = set(TIMELINES) | set(STATIC) | LISTS | {"copies"} | {"mig_mode", "mig"}
 
 # ---- MIG ------------------------------------------------------------------------------------------------
@@ -176,7 +203,7 @@ def mig_specs(raw: dict, scenario: str, gpu_index: int, label: str, fail) -> tup
                              uuid="MIG-" + str(uuid.uuid5(uuid.NAMESPACE_URL, name))))
     return tuple(specs)
 TIMELINE_DEFAULTS = {name: 0 for name in TIMELINES}
-SYSTEM_KEYS = {"driver_version": str, "cuda_driver_version": int, "init_error": str}
+SYSTEM_KEYS = {"driver_version": str, "cuda_driver_version": int, "init_error": str, "dmesg_restricted": bool}
 PROCESS_KEYS = {"pid": int, "name": str, "used_mib": (int, float), "start_s": (int, float), "end_s": (int, float),
                 "alive": bool}  # alive = false: the driver still lists the PID, the OS has no such process
 
@@ -246,12 +273,22 @@ class GpuSpec:
     uuid: str
     mig: tuple = ()  # MigSpec of each MIG instance (see MIG above)
     mig_mode: bool = False
+    resets: tuple = ()  # seconds at which an operator reset the GPU (sorted)
 
     def value(self, name: str, t: float) -> float:
         return self.timelines[name].at(t)
 
     def lost(self, t: float) -> bool:
         return self.static["lost_at_s"] >= 0 and t >= self.static["lost_at_s"]
+
+    def wedged(self, t: float) -> bool:
+        return self.static["wedged_at_s"] >= 0 and t >= self.static["wedged_at_s"]
+
+    def reason_seconds(self, bit: int, a: float, b: float) -> float:
+        """Seconds within [a, b] during which clock event reason `bit` was active (the violation counters)."""
+        line = self.timelines["clocks_event_reasons"]
+        cuts = [a] + [t for t in line.times if a < t < b] + [b]
+        return sum(hi - lo for lo, hi in zip(cuts, cuts[1:]) if int(line.at(lo)) & bit)
 
     def xid_between(self, a: float, b: float) -> list:
         """Xid events with a < time <= b, as (time, order, code), repeating every xid_repeat_s if set."""
@@ -278,6 +315,7 @@ class Scenario:
     cuda_driver_version: int
     init_error: str | None
     gpus: tuple = field(default_factory=tuple)
+    dmesg_restricted: bool = False
 
 
 def available() -> dict[str, Path]:
@@ -362,6 +400,7 @@ def parse(data: dict, path: Path, where: str) -> Scenario:
         cuda_driver_version=system.get("cuda_driver_version", 13000),
         init_error=init_error,
         gpus=tuple(gpus),
+        dmesg_restricted=system.get("dmesg_restricted", False),
     )
 
 
@@ -369,6 +408,8 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
     static = {}
     for key, (types, default) in STATIC.items():
         value = raw.get(key, default)
+        if value is None and key == "mig_mode_pending":
+            value = bool(raw.get("mig_mode", False))
         if value is None:
             fail(f"{label}: {key} is required (set it in [gpu_defaults] or the table)")
         if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
@@ -379,16 +420,29 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
         fail(f"{label}: compute_capability must be [major, minor], e.g. [9, 0]")
     static["compute_capability"] = tuple(cc)
     for key, base in (("pcie_generation_max", "pcie_generation"), ("pcie_width_max", "pcie_width"),
-                      ("power_default_limit_w", "power_limit_w")):
+                      ("power_default_limit_w", "power_limit_w"), ("power_requested_limit_w", "power_limit_w"),
+                      ("power_max_limit_w", "power_default_limit_w")):
         if static[key] == -1:
             static[key] = static[base]
+    if static["power_min_limit_w"] == -1:
+        static["power_min_limit_w"] = round(static["power_default_limit_w"] * 2 / 7 / 5) * 5
+    if static["temperature_max_operating_c"] == -1:
+        static["temperature_max_operating_c"] = static["temperature_slowdown_c"] - 2
+    if not static["fabric_state"]:
+        static["fabric_state"] = "completed" if static["nvlink_links"] == 18 else "not_supported"
     if static["fabric_state"] not in FABRIC_STATES:
-        fail(f"{label}: fabric_state {static['fabric_state']!r}: use one of {', '.join(FABRIC_STATES)}")
+        fail(f"{label}: fabric_state {static['fabric_state']!r} is not one of {', '.join(FABRIC_STATES)}")
+    if static["fabric_status"] != "SUCCESS":
+        from . import nvml  # the real module's error codes
+
+        if not hasattr(nvml.real_pynvml(), "NVML_ERROR_" + static["fabric_status"]):
+            fail(f"{label}: fabric_status {static['fabric_status']!r} is SUCCESS or an NVML_ERROR_* name")
     if not all(isinstance(n, int) and 0 <= n < static["nvlink_links"] for n in static["nvlink_down"]):
         fail(f"{label}: nvlink_down lists link indices below nvlink_links ({static['nvlink_links']}), e.g. [3]")
     timelines = {}
     for key, (kind, low, high) in TIMELINES.items():
-        timelines[key] = timeline(raw.get(key, TIMELINE_DEFAULTS[key]), kind == "step", low, high,
+        default = raw.get("temperature_c", 0) if key == "memory_temperature_c" else TIMELINE_DEFAULTS[key]
+        timelines[key] = timeline(raw.get(key, default), kind == "step", low, high,
                                   f"{label}: {key}", fail, reasons=key == "clocks_event_reasons")
     for t, used in zip(timelines["memory_used_mib"].times, timelines["memory_used_mib"].values):
         if used > static["memory_total_mib"]:
@@ -399,6 +453,10 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
         and isinstance(e[1], int) and e[1] > 0 for e in xid
     ):
         fail(f"{label}: xid must be a list of [seconds, code] pairs, e.g. [[20, 79]]")
+    resets = raw.get("resets", [])
+    if not isinstance(resets, list) or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0
+                                               for r in resets):
+        fail(f"{label}: resets must be a list of seconds > 0 at which the GPU was reset, e.g. [60]")
     processes = []
     for p in raw.get("processes", []):
         if not isinstance(p, dict) or set(p) - set(PROCESS_KEYS) or not {"pid", "used_mib"} <= set(p):
@@ -418,6 +476,7 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
         uuid="GPU-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"handbook-gpusim/{scenario}/{index}")),
         mig=mig_specs({**raw, "memory_total_mib": static["memory_total_mib"]}, scenario, index, label, fail),
         mig_mode=bool(raw.get("mig_mode", False)),
+        resets=tuple(sorted(float(r) for r in resets)),
     )
 
 

@@ -9,6 +9,7 @@ first. A tool that is missing or fails is recorded in MANIFEST.json with its err
 Needs: pip install nvidia-ml-py
 """
 import argparse
+import ctypes
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import time
 
 import pynvml
 
+# --8<-- [start:commands]
 COMMANDS = {  # file in the archive -> command
     "nvidia-smi-q.txt": ["nvidia-smi", "-q"],
     "nvidia-smi-query.csv": ["nvidia-smi", "--query-gpu=index,pci.bus_id,serial,uuid,name,driver_version,pstate,"
@@ -33,6 +35,7 @@ COMMANDS = {  # file in the archive -> command
     "dmesg.txt": ["dmesg"],
     "uname.txt": ["uname", "-a"],
 }
+# --8<-- [end:commands]
 
 
 def run(command, timeout=120) -> dict:
@@ -71,6 +74,8 @@ def nvml_dump() -> dict:
                 dump["gpus"].append({"index": index, "error": str(err)})
                 continue
             field = read(pynvml.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION])
+            sram = pynvml.c_nvmlEccSramErrorStatus_v1_t()
+            sram_read = read(pynvml.nvmlDeviceGetSramEccErrorStatus, h, ctypes.byref(sram))
             dump["gpus"].append({
                 "index": index, "name": read(pynvml.nvmlDeviceGetName, h), "uuid": read(pynvml.nvmlDeviceGetUUID, h),
                 "serial": read(pynvml.nvmlDeviceGetSerial, h), "vbios": read(pynvml.nvmlDeviceGetVbiosVersion, h),
@@ -83,6 +88,7 @@ def nvml_dump() -> dict:
                                                   pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_AGGREGATE_ECC),
                 "recovery_action": field if isinstance(field, str) else (
                     field[0].value.uiVal if field[0].nvmlReturn == pynvml.NVML_SUCCESS else "not supported"),
+                "sram_threshold_exceeded": sram_read if isinstance(sram_read, str) else bool(sram.bThresholdExceeded),
                 "pcie": [read(f, h) for f in (pynvml.nvmlDeviceGetCurrPcieLinkGeneration,
                                               pynvml.nvmlDeviceGetCurrPcieLinkWidth,
                                               pynvml.nvmlDeviceGetMaxPcieLinkGeneration,

@@ -40,6 +40,7 @@ def too_big() -> dict:
             "message": message, **stats()}
 
 
+# --8<-- [start:fragment]
 def fragment(snapshot: str | None = None) -> dict:
     """Fill ARENA_GIB with 4 MiB tensors, free 4 of every 5, then ask for 90 % of the freed total at once.
 
@@ -65,6 +66,7 @@ def fragment(snapshot: str | None = None) -> dict:
                   device_free_gib=torch.cuda.mem_get_info()[0] / GiB)
     del keep, filler
     return result
+# --8<-- [end:fragment]
 
 
 def snapshot_summary(path: str, top: int = 5) -> dict:

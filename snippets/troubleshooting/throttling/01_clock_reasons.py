@@ -1,7 +1,8 @@
 """Clock event reasons idle, then under a bf16 matmul load: what "normal" looks like before you call it throttling.
 
-Samples NVML every 0.25 s: ~3 s idle, then ~10 s while the GPU multiplies bf16 matrices. Reads only; it changes
-no clock, power or MIG setting. Writes clock_reasons.json.
+Samples NVML every 0.25 s: ~3 s idle, then ~10 s while the GPU multiplies bf16 matrices; over the load it also
+differences NVML's own clock-event-reason counters (time each reason was active), the numbers a health check
+should judge a window by. Reads only; it changes no clock, power or MIG setting. Writes clock_reasons.json.
 Needs: pip install nvidia-ml-py torch (a CUDA build)
 """
 import json
@@ -13,6 +14,7 @@ import time
 import pynvml
 import torch
 
+# --8<-- [start:reasons]
 REASONS = ["GpuIdle", "ApplicationsClocksSetting", "SwPowerCap", "HwSlowdown", "SyncBoost", "SwThermalSlowdown",
            "HwThermalSlowdown", "HwPowerBrakeSlowdown", "DisplayClockSetting"]
 NAMES = {getattr(pynvml, "nvmlClocksEventReason" + name): name for name in REASONS}
@@ -20,6 +22,30 @@ NAMES = {getattr(pynvml, "nvmlClocksEventReason" + name): name for name in REASO
 
 def decode(mask: int) -> list[str]:
     return [name for bit, name in sorted(NAMES.items()) if mask & bit]
+# --8<-- [end:reasons]
+
+
+# --8<-- [start:counters]
+COUNTERS = {  # NVML field -> nanoseconds the reason was active since the driver loaded
+    "SwPowerCap": pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP,
+    "SwThermalSlowdown": pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN,
+    "HwThermalSlowdown": pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN,
+    "HwPowerBrakeSlowdown": pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN,
+}
+
+
+def counters(handle) -> dict:
+    """{reason: counter value, or None where this GPU or driver does not support the field}."""
+    values = pynvml.nvmlDeviceGetFieldValues(handle, list(COUNTERS.values()))
+    return {name: (v.value.ullVal if v.nvmlReturn == pynvml.NVML_SUCCESS else None)
+            for name, v in zip(COUNTERS, values)}
+
+
+def counter_shares(before: dict, after: dict, seconds: float) -> dict:
+    """Share of `seconds` each reason was active, by NVML's counters (in ns): what a window check should use."""
+    return {name: (after[name] - before[name]) / 1e9 / seconds
+            for name in COUNTERS if before[name] is not None and after[name] is not None}
+# --8<-- [end:counters]
 
 
 def sample(handle, seconds: float, stop: threading.Event | None = None) -> list[dict]:
@@ -82,24 +108,26 @@ def main():
         idle = summarise(sample(handle, 3))
         rows, stop = [], threading.Event()
         sampler = threading.Thread(target=lambda: rows.extend(sample(handle, 30, stop)))
+        before, started = counters(handle), time.monotonic()
         sampler.start()
         try:
             tflops = load(10)
         finally:
             stop.set()
             sampler.join()
+        shares = counter_shares(before, counters(handle), time.monotonic() - started)
         busy = summarise(rows[4:])  # skip the first second: clocks ramp up as the load starts
     finally:
         pynvml.nvmlShutdown()
     result = {"card": torch.cuda.get_device_name(0), "power_limit_w": limit, "sm_max_mhz": sm_max,
-              "idle": idle, "load": {**busy, "tflops_bf16": tflops},
+              "idle": idle, "load": {**busy, "tflops_bf16": tflops, "counter_share": shares},
               "load_power_share_of_limit": busy["power_w_median"] / limit,
               "load_sm_share_of_max": busy["sm_mhz_median"] / sm_max}
     for phase in ("idle", "load"):
         p = result[phase]
         print(f"{phase:>4}: reasons {p['reasons_share']}, SM {p['sm_mhz_median']:.0f}/{sm_max} MHz, "
               f"{p['power_w_median']:.0f}/{limit:.0f} W, max {p['temp_c_max']} C")
-    print(f"load: {tflops:.0f} TFLOP/s bf16")
+    print(f"load: {tflops:.0f} TFLOP/s bf16; NVML's counters: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     with open("clock_reasons.json", "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
 
