@@ -382,7 +382,7 @@ def scan_repo(repo: Path, found: list[Fragment] | None = None) -> list[str]:
     named: dict[str, str] = {}  # blob -> the first path that names it
     flagged_paths = set()
     for sha, kind, path in objects:
-        if path and instructor_path(path) and path not in flagged_paths:
+        if kind == "blob" and instructor_path(path) and path not in flagged_paths:
             flagged_paths.add(path)
             problems.append(f"history: {path}: an instructor file is in the history ({kind} {sha[:12]})")
         if kind == "blob":
