@@ -19,6 +19,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from handbook import ROOT, blocks, leaks, learner_repo, site_crawl
+from handbook import release as release_module
 
 pytestmark = pytest.mark.timeout(300)
 INSTRUCTOR_ONLY = ("handbook/quiz/key.py", "handbook/quiz/grade.py", "handbook/editions.py", "handbook/release.py",
@@ -290,3 +291,37 @@ def test_the_leak_check_reads_the_working_tree_and_the_whole_history(source, lea
                              f"history: the message of {tag[:12]}", "scratch.py"]), problems
     assert leaks.main(["--repo", str(repo)]) == 1
     assert capsys.readouterr().out.count("leak: ") == 4
+
+
+def test_ci_checks_it_and_publishing_sends_it_to_learners():
+    import yaml
+
+    workflows = ROOT / ".github" / "workflows"
+    ci = [s.get("run", "") for job in yaml.safe_load((workflows / "ci.yml").read_text())["jobs"].values() for s in job["steps"]]
+    generate = next(i for i, run in enumerate(ci) if "-m handbook.learner_repo" in run)
+    assert "-m handbook.leaks --repo" in ci[generate] and generate > next(i for i, r in enumerate(ci) if ".ci/run" in r)
+    publish = [s for job in yaml.safe_load((workflows / "publish.yml").read_text())["jobs"].values() for s in job["steps"]]
+    release = next(s for s in publish if "-m handbook.release" in s.get("run", ""))
+    assert "git remote add learner" in release["run"] and "secrets.LEARNER_REMOTE_URL" in release["env"]["LEARNER_REMOTE_URL"]
+    upload = next(s for s in publish if s.get("uses", "").startswith("actions/upload-artifact") and "bundle" in s["with"]["path"])
+    assert upload["with"]["path"] == f"{release_module.BUNDLE_DIR}/*.bundle"
+
+
+def test_pages_write_the_clone_url_as_a_token_the_site_fills_in(tmp_path):
+    from types import SimpleNamespace
+
+    from mkdocs.exceptions import PluginError
+
+    from handbook import mkdocs_hooks
+
+    (tmp_path / "docs").mkdir()
+    page = SimpleNamespace(file=SimpleNamespace(abs_src_path=str(tmp_path / "docs" / "x.md"), src_uri="x.md", src_path="x.md"))
+    config = SimpleNamespace(docs_dir=str(tmp_path / "docs"), config_file_path=str(ROOT / "mkdocs.yml"),
+                             extra={"learner_repo": "https://git.example.org/mod107"})
+    text = "Clone {{ learner_repo }}; pages write `\\{{ learner_repo }}`.\n"
+    assert mkdocs_hooks.on_page_markdown(text, page, config, None) == \
+        "Clone https://git.example.org/mod107; pages write `{{ learner_repo }}`.\n"
+    with pytest.raises(PluginError, match=r"docs/x\.md: \{\{ learner_repo \}\} needs extra\.learner_repo"):
+        mkdocs_hooks.on_page_markdown(text, page, SimpleNamespace(**{**vars(config), "extra": {}}), None)
+    # the site's own config: the header's repository link and the pages' clone URL are one value
+    assert learner_repo.clone_url(ROOT) == site_crawl.load_mkdocs_yml(ROOT)["repo_url"]

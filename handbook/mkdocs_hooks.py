@@ -8,7 +8,8 @@
 - In prose, `{{ rec:SNIPPET:KEYPATH | SPEC }}` becomes the recorded figure (handbook/figures.py), so no measured
   figure is typed; a missing recording or key fails the build with docs/page.md:LINE.
 - `{{ learner_repo }}` becomes the learner repository's clone URL (mkdocs.yml `extra.learner_repo`), so pages tell
-  learners to clone that repository, never the instructors' source (handbook/learner_repo).
+  learners to clone that repository, never the instructors' source (handbook/learner_repo); with a backslash
+  before it, the token shows as it is.
 - docs/demos/index.md: `<!-- recordings-index -->` becomes a table of every recording with its headline figure
   (docs/demos/headlines.toml), card, date, freshness and environment drift.
 """
@@ -35,10 +36,12 @@ def on_page_markdown(markdown, page, config, files):
     snippet_dir = Path(config.config_file_path).resolve().parent / "snippets"  # -f may name the config relatively
     if LEARNER_REPO in markdown:
         url = (config.extra or {}).get("learner_repo")
-        if not url:
+        escaped = markdown.count("\\" + LEARNER_REPO)  # \{{ learner_repo }} shows the token itself
+        if not url and markdown.count(LEARNER_REPO) > escaped:
             raise PluginError(f"docs/{page.file.src_uri}: {LEARNER_REPO} needs extra.learner_repo in mkdocs.yml (the "
                               "learner repository's clone URL)")
-        markdown = markdown.replace(LEARNER_REPO, url)
+        parts = markdown.split("\\" + LEARNER_REPO)
+        markdown = LEARNER_REPO.join(part.replace(LEARNER_REPO, url or "") for part in parts)
     try:
         markdown = figures.render(markdown, Path(page.file.abs_src_path), docs, snippet_dir)
         page_blocks = page_fences(Path(page.file.abs_src_path), markdown, snippet_dir)
