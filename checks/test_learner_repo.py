@@ -103,7 +103,17 @@ def test_every_learner_page_include_and_link_resolves_inside_it(learner):
     assert includes > 50 and links > 50
     url = learner_repo.clone_url(learner)
     assert f"git clone {url}" in (learner / "README.md").read_text()
-    assert "{{ learner_repo }}" in (learner / "docs" / "assessment" / "index.md").read_text()  # rendered from extra
+
+
+def test_learner_pages_send_learners_to_the_learner_repository(learner):
+    """A page that says where to run the handbook's commands names the learner repository ({{ learner_repo }},
+    filled in from mkdocs.yml), never "a checkout of this handbook", which learners must not have."""
+    stale = re.compile(r"\b(?:a|the|your) checkout\b|checkout of (?:this|the) handbook|handbook's (?:own )?repository", re.I)
+    found = [f"{page.relative_to(learner)}:{n}: {line.strip()}" for page in sorted((learner / "docs").rglob("*.md"))
+             if not page.is_relative_to(learner / "docs" / "authors")
+             for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1) if stale.search(line)]
+    assert not found, found
+    assert "{{ learner_repo }}" in (learner / "docs" / "index.md").read_text()  # the home page says how to get it
 
 
 def test_planted_instructor_files_never_reach_it(source, tmp_path):

@@ -191,6 +191,9 @@ def _imports(rel: str, text: str) -> list[tuple[str, int, bool, bool]]:
 
     def visit(node, top: bool):
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                visit(ast.Module(body=child.orelse, type_ignores=[]), top)
+                continue  # `if TYPE_CHECKING:` imports are for type checkers: they never run
             inner = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.Import):
                 found.extend((a.name, child.lineno, top, True) for a in child.names)
