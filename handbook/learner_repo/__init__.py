@@ -585,7 +585,7 @@ def commit(tree: Path, plan: Plan, *, base: tuple[Path, str] | None = None, coho
         git(tree, "fetch", "--quiet", "--no-tags", str(base[0]), base[1])
         parent = git(tree, "rev-parse", "FETCH_HEAD").stdout.strip()
         git(tree, "update-ref", f"refs/heads/{BRANCH}", parent)
-    git(tree, "add", "--all")
+    git(tree, "add", "--all", "--force")  # exactly the plan: its own .gitignore must not drop a file of it
     if parent and git(tree, "diff", "--cached", "--quiet", parent, check=False).returncode == 0:
         git(tree, "reset", "--quiet", "--hard", parent)
         return parent, False
