@@ -247,27 +247,31 @@ def test_it_installs_and_runs_on_its_own_as_its_readme_says(learner, tmp_path):
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where == str(learner / "handbook" / "__init__.py"), "the learner's .venv imports another handbook"
 
-    def run(*argv, cwd=learner, code=0):
-        proc = subprocess.run([str(learner / ".venv/bin/python"), "-m", *argv], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == code, f"{argv}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
+    def sh(*lines, cwd=learner, code=0):
+        """README lines, verbatim, in one bash, in the activated .venv as the README says."""
+        proc = subprocess.run(["bash", "-c", " && ".join([activate, *lines])], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == code, f"{lines}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc.stdout + proc.stderr
 
-    # the quiz: a blank answer file, its format check, and no grading here
-    assert ".venv/bin/python -m handbook.quiz check answers.yaml" in commands
-    (learner / "answers.yaml").write_text(run("handbook.quiz", "template"))
-    assert "format OK" in run("handbook.quiz", "check", "answers.yaml")
-    assert "grading is for instructors" in run("handbook.quiz", "grade", "answers.yaml", code=2)
-    # a practice drill, started as the README says, investigated on the simulator, answered with feedback
-    start = next(c for c in commands if "handbook.drills start" in c).removeprefix(".venv/bin/python -m ").split()
-    token = re.search(r"token (\w+)", run(*start))[1]
-    report = subprocess.run([str(learner / ".venv/bin/python"), "-m", "handbook.drills", "run", token, "--",
-                             str(learner / ".venv/bin/python"), "01_gpu_health.py"],
-                            cwd=learner / "snippets/troubleshooting/index", env=env, capture_output=True, text=True,
-                            timeout=120)
+    activate = ". .venv/bin/activate"
+    assert activate in commands
+    # the simulator, the quiz's blank answer file and its format check, a practice drill: as the README writes them
+    chosen = [c for c in commands if re.search(r"handbook\.(gpusim run|quiz|drills start)", c)]
+    assert len(chosen) == 4, chosen
+    out = sh(*chosen)
+    assert "SIMULATED NVML playing 'thermal-throttle'" in out  # the simulator announces itself
+    assert re.search(r"reasons 0x\w+", out) and "format OK" in out, out
+    token = re.search(r"token (\w+)", out)[1]
+    # the drill, investigated with the health check on the simulator, answered: a practice drill gives feedback
+    report = subprocess.run(["bash", "-c", f"{activate} && cd snippets/troubleshooting/index && "
+                             f"python -m handbook.drills run {token} -- python 01_gpu_health.py"],
+                            cwd=learner, env=env, capture_output=True, text=True, timeout=120)
     assert "simulated" in report.stdout + report.stderr and "Traceback" not in report.stderr, report.stderr
-    assert run("handbook.drills", "answer", token, "--verdict", "thermal-throttle", "--action", "drain-node")
+    assert sh(f"python -m handbook.drills answer {token} --verdict thermal-throttle --action drain-node")
+    # grading is not here: no key, no grader, one line that says so
+    assert "grading is for instructors" in sh("python -m handbook.quiz grade answers.yaml", code=2)
 
 
 # ---- the leak check reads everything a learner gets -----------------------------------------------------------

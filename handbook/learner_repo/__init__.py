@@ -189,12 +189,8 @@ def _imports(rel: str, text: str) -> list[tuple[str, int, bool, bool]]:
     package = name.removesuffix(".__init__") if rel.endswith("__init__.py") else name.rpartition(".")[0]
     found = []
 
-    def visit(node, top: bool):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                visit(ast.Module(body=child.orelse, type_ignores=[]), top)
-                continue  # `if TYPE_CHECKING:` imports are for type checkers: they never run
-            inner = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+    def visit(body: list, top: bool):  # statements only: an import is a statement, never inside an expression
+        for child in body:
             if isinstance(child, ast.Import):
                 found.extend((a.name, child.lineno, top, True) for a in child.names)
             elif isinstance(child, ast.ImportFrom):
@@ -205,9 +201,16 @@ def _imports(rel: str, text: str) -> list[tuple[str, int, bool, bool]]:
                     base = child.module or ""
                 found.append((base, child.lineno, top, True))
                 found.extend((f"{base}.{a.name}", child.lineno, top, False) for a in child.names if a.name != "*")
-            visit(child, inner)
+            elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                visit(child.orelse, top)  # `if TYPE_CHECKING:` imports are for type checkers: they never run
+            else:
+                inner = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for name in ("body", "orelse", "finalbody"):
+                    visit(getattr(child, name, None) or [], inner)
+                for sub in getattr(child, "handlers", None) or getattr(child, "cases", None) or []:
+                    visit(sub.body, inner)
 
-    visit(tree, True)
+    visit(tree.body, True)
     return found
 
 
