@@ -339,3 +339,31 @@ def test_pages_write_the_clone_url_as_a_token_the_site_fills_in(tmp_path):
         mkdocs_hooks.on_page_markdown(text, page, SimpleNamespace(**{**vars(config), "extra": {}}), None)
     # the site's own config: the header's repository link and the pages' clone URL are one value
     assert learner_repo.clone_url(ROOT) == site_crawl.load_mkdocs_yml(ROOT)["repo_url"]
+
+
+def test_graded_drills_and_the_course_secret_are_instructor_material(tmp_path, monkeypatch):
+    """The key's graded drills (a hidden scenario, its pager, its verdict and action, its explanation) and the course
+    secret are found wherever they land; a practice drill's public verdict and action are not."""
+    instructor = tmp_path / "instructor"
+    (instructor / "quiz").mkdir(parents=True)
+    (instructor / "drills" / "scenarios").mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    (instructor / "quiz" / "key.yaml").write_text(
+        "answers:\n  drill-page-9:\n    reveal: never\n    variants:\n      - scenario: slow-z.toml\n"
+        "        pager: gpu-777 runs its jobs at a third of the speed of its rack neighbours.\n"
+        "        verdict: power-brake\n        action: drain-node\n"
+        "        why: 'The power-brake bit on one cool GPU at low power: the node power delivery brakes it.'\n")
+    (instructor / "drills" / "scenarios" / "slow-z.toml").write_text(
+        '[system]\ndriver_version = "550.54.15"\n[[gpu]]\nclock_event_reasons = [[0, 0x88], [45, 0x88]]\n')
+    (instructor / "quiz" / "course-secret").write_text("7f3a9c2e11d04b6a8e5f0c3d2b1a9e8f\n")
+    monkeypatch.delenv("HANDBOOK_QUIZ_SECRET", raising=False)
+    found = leaks.fragments(instructor, tmp_path / "docs")
+    site = tmp_path / "learner"
+    site.mkdir()
+    (site / "pack.json").write_text('{"pager": "gpu-777 runs its jobs at a third of the speed of its rack neighbours."}')
+    (site / "scenario.toml").write_text((instructor / "drills/scenarios/slow-z.toml").read_text())
+    (site / "why.md").write_text("The power-brake bit on one cool GPU at low power: the node power delivery brakes it.\n")
+    (site / "seed.py").write_text("SECRET = b'7f3a9c2e11d04b6a8e5f0c3d2b1a9e8f'\n")
+    (site / "practice.toml").write_text('[[drill]]\nid = "drill-power-brake"\nverdict = ["power-brake"]\naction = ["drain-node"]\n')
+    flagged = sorted(line.split(":", 1)[0] for line in leaks.scan(site, found))
+    assert flagged == ["pack.json", "scenario.toml", "seed.py", "why.md"]

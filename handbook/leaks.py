@@ -126,8 +126,8 @@ def fragments(instructor: Path = INSTRUCTOR, docs: Path = DOCS) -> list[Fragment
                 found.setdefault(value, rel)
     public = _public_lines(root, docs)
     for path in sorted(p for p in instructor.rglob("*") if p.is_file() and p.suffix != ".md"):
-        if path == instructor / SECRET_FILE:
-            continue  # the course secret is looked for whole, below
+        if path == instructor / SECRET_FILE or path.suffix.lower() in BINARY:
+            continue  # the course secret is looked for whole, below; images and PDFs are no text
         rel = _rel(path, root)
         text = path.read_text(encoding="utf-8", errors="replace")
         whole = normalize(text)
