@@ -171,6 +171,8 @@ def test_a_dirty_source_stops_it_with_file_and_line_and_writes_nothing(source, t
         proc = subprocess.run([sys.executable, "-m", "handbook.learner_repo", str(out)], cwd=source,
                               capture_output=True, text=True, env=site_crawl.git_env())
     assert proc.returncode == 1 and not out.exists()
+    with pytest.raises(learner_repo.LearnerRepoError, match="inside the source repository"):
+        learner_repo.generate(source / "learner", source)
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
     assert proc.stderr.startswith(f"learner-repo: error: docs/labs/lab1.md:{line}: changed, not committed"), proc.stderr
     assert "Traceback" not in proc.stderr

@@ -624,6 +624,9 @@ def generate(out: Path, root: Path = ROOT, *, require_clean: bool = True, cohort
              base: tuple[Path, str] | None = None, the_plan: Plan | None = None) -> Result:
     """Write the learner repository to OUT (see the module's docstring); OUT changes only when every check passed."""
     out = Path(os.path.abspath(out))
+    if out.resolve().is_relative_to(Path(root).resolve()):
+        raise LearnerRepoError(f"{out} is inside the source repository: generate the learner repository outside it, "
+                               "e.g. OUT=../mod107-learner; nothing was written")
     the_plan = the_plan or plan(root, require_clean=require_clean)
     existing = (out / ".git").exists()
     if out.exists() and not out.is_dir():
