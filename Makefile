@@ -10,7 +10,7 @@ PORT   ?= 8000
 # warnings are untouched (mkdocs.yml has strict: true).
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve check system-deps
+.PHONY: serve check system-deps learner-repo
 
 # mkdocs.yml `watch:` adds snippets/ (programs and their recordings) to what live-reload follows.
 serve: $(VENV)/.site-installed
@@ -35,3 +35,9 @@ $(VENV)/.test-installed: pyproject.toml checks/constraints.txt | $(BIN)/python
 # Debian packages the checks start for real: Prometheus + promtool (Lab 1), Chromium (browser checks).
 system-deps:
 	@bash checks/install-system-deps.sh
+
+# The learner repository (handbook/learner_repo): what learners clone, generated from the committed tree with a
+# history of its own; OUT is a new folder, or an earlier learner repository to add a commit to.
+learner-repo: $(VENV)/.site-installed
+	@test -n "$(OUT)" || { echo "make learner-repo: name its folder, e.g. make learner-repo OUT=../mod107-learner" >&2; exit 2; }
+	$(BIN)/python -m handbook.learner_repo "$(OUT)"

@@ -264,7 +264,14 @@ def test_push_syncs_with_the_remote_and_never_forces(repo, tmp_path):
     site_crawl.run_git(tmp_path, "clone", "--quiet", "--branch", "main", str(remote), str(other))
 
     ok(run_release(repo, A, "--no-checks", "--push"))
+    # no learner remote: the learner repository is a bundle learners clone, and its history is kept on origin
+    learners = tmp_path / "learners"
+    site_crawl.run_git(tmp_path, "clone", "--quiet", str(repo / "dist" / f"mod107-learner-{A}.bundle"), str(learners))
+    assert (learners / "README.md").is_file() and not (learners / "mkdocs.instructor.yml").exists()
+    assert site_crawl.run_git(learners, "rev-list", "--all").split() == [site_crawl.run_git(remote, "rev-parse", "learner-repo").strip()]
     ok(run_release(other, B, "--no-checks", "--push"))  # `other` had no gh-pages: it starts from the remote's
+    # ... and its learner-repo from the remote's: the same history continued, not a second root
+    assert site_crawl.run_git(other, "rev-parse", "learner-repo") == site_crawl.run_git(repo, "rev-parse", "learner-repo")
     remote_versions = json.loads(show(remote, "versions.json"))
     assert [v["version"] for v in remote_versions] == [B, A]
     ok(run_release(repo, A, "--retire", "--push"))  # `repo` is behind: fast-forwarded first, then pushed
@@ -314,10 +321,19 @@ def test_instructor_edition_goes_to_its_own_branch_and_never_to_gh_pages(repo, t
     # instructor text planted in a learner page: the release refuses before any branch changes
     (repo / "docs" / "index.md").write_text(f"# Small handbook\n\n{SECRET}\n")
     site_crawl.commit_all(repo, "a leak")
-    heads = site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages")
+    heads = site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo")
     refused(run_release(repo, B, "--no-checks", "--instructor-branch", "instructor-pages"),
             "the learner edition holds instructor material", "index.html")
-    assert site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages") == heads
+    assert site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo") == heads
+    # instructor text in a file only the learner repository holds (the harness' conftest.py), not the site:
+    # the release refuses too, on the learner repository's leak check
+    (repo / "docs" / "index.md").write_text("# Small handbook\n")
+    (repo / "conftest.py").write_text((repo / "conftest.py").read_text() + f"# {SECRET}\n")
+    site_crawl.commit_all(repo, "a leak into the learner repository")
+    bundle = (repo / "dist" / f"mod107-learner-{B}.bundle").read_bytes()  # B's, from the release above
+    refused(run_release(repo, B, "--no-checks"), "the learner repository", "instructor material", "conftest.py")
+    assert site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo") == heads
+    assert (repo / "dist" / f"mod107-learner-{B}.bundle").read_bytes() == bundle
 
 
 def test_instructor_edition_pushes_to_its_own_remote(repo, tmp_path):
@@ -336,3 +352,37 @@ def test_instructor_edition_pushes_to_its_own_remote(repo, tmp_path):
     assert has_branch(instructors, "instructor-pages") and not has_branch(instructors)
     assert SECRET in show(instructors, f"{A}/instructor/index.html", "instructor-pages")
     refused(run_release(repo, A, "--no-checks", "--instructor-remote", "instructors"), "--instructor-remote needs")
+
+
+# ---- the learner repository ---------------------------------------------------------------------------------
+
+def test_the_learner_repository_goes_to_its_own_remote_one_commit_per_release(repo, tmp_path, template):
+    """With a `learner` remote, --push sends the learner repository there as `main` (never to origin, never the
+    source's history); another instructor's release continues that history with one commit, which learners pull."""
+    origin, learner = tmp_path / "origin.git", tmp_path / "learner.git"
+    for bare, name in ((origin, "origin"), (learner, "learner")):
+        site_crawl.run_git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+        site_crawl.run_git(repo, "remote", "add", name, str(bare))
+    site_crawl.run_git(repo, "push", "--quiet", "origin", "main")
+    out = ok(run_release(repo, A, "--no-checks", "--push"))
+    assert "pushed to learner main" in out and not (repo / "dist").exists()
+    first = site_crawl.run_git(learner, "rev-parse", "main").strip()
+    assert first == site_crawl.run_git(repo, "rev-parse", "learner-repo").strip()
+    assert site_crawl.run_git(learner, "for-each-ref", "--format=%(refname)").split() == ["refs/heads/main"]
+    assert not has_branch(origin, "learner-repo")
+    source = site_crawl.run_git(repo, "rev-parse", "main").strip()
+    assert subprocess.run(["git", "cat-file", "-e", source], cwd=learner).returncode != 0, "the source's history leaked"
+    learners = tmp_path / "learners"
+    site_crawl.run_git(tmp_path, "clone", "--quiet", str(learner), str(learners))
+
+    other = tmp_path / "other"
+    site_crawl.run_git(tmp_path, "clone", "--quiet", "--branch", "main", str(origin), str(other))
+    site_crawl.run_git(other, "remote", "add", "learner", str(learner))
+    page = other / "docs" / template["page"]
+    page.write_text(page.read_text().replace("Unchanged text.", "Edited for the next cohort."))
+    site_crawl.commit_all(other, "edit a page")
+    ok(run_release(other, B, "--no-checks", "--push"))
+    assert site_crawl.run_git(learner, "rev-list", "main").split()[1:] == [first]  # one commit on top of A's
+    site_crawl.run_git(learners, "pull", "--quiet", "--ff-only")
+    assert "Edited for the next cohort." in (learners / "docs" / template["page"]).read_text()
+    refused(run_release(repo, B, "--no-checks", "--learner-remote", "nowhere"), "'nowhere' is not a git remote")

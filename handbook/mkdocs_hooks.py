@@ -7,6 +7,9 @@
   `chart` object, drawn as SVG at build time) — or a notice that it is stale or not recorded yet.
 - In prose, `{{ rec:SNIPPET:KEYPATH | SPEC }}` becomes the recorded figure (handbook/figures.py), so no measured
   figure is typed; a missing recording or key fails the build with docs/page.md:LINE.
+- `{{ learner_repo }}` becomes the learner repository's clone URL (mkdocs.yml `extra.learner_repo`), so pages tell
+  learners to clone that repository, never the instructors' source (handbook/learner_repo); with a backslash
+  before it, the token shows as it is.
 - docs/demos/index.md: `<!-- recordings-index -->` becomes a table of every recording with its headline figure
   (docs/demos/headlines.toml), card, date, freshness and environment drift.
 """
@@ -25,11 +28,20 @@ INDEX_MARKER = "<!-- recordings-index -->"
 OPTIONS_MARKER = "<!-- fence-options -->"  # docs/authors/index.md: the fence options, from fence_options.py
 GRAMMAR_MARKER = "<!-- include-grammar -->"  # docs/authors/index.md: the include grammar, from snippets.py
 HEADLINES = "demos/headlines.toml"
+LEARNER_REPO = "{{ learner_repo }}"  # in a page: the learner repository's clone URL (mkdocs.yml extra.learner_repo)
 
 
 def on_page_markdown(markdown, page, config, files):
     docs = Path(config.docs_dir)
     snippet_dir = Path(config.config_file_path).resolve().parent / "snippets"  # -f may name the config relatively
+    if LEARNER_REPO in markdown:
+        url = (config.extra or {}).get("learner_repo")
+        escaped = markdown.count("\\" + LEARNER_REPO)  # \{{ learner_repo }} shows the token itself
+        if not url and markdown.count(LEARNER_REPO) > escaped:
+            raise PluginError(f"docs/{page.file.src_uri}: {LEARNER_REPO} needs extra.learner_repo in mkdocs.yml (the "
+                              "learner repository's clone URL)")
+        parts = markdown.split("\\" + LEARNER_REPO)
+        markdown = LEARNER_REPO.join(part.replace(LEARNER_REPO, url or "") for part in parts)
     try:
         markdown = figures.render(markdown, Path(page.file.abs_src_path), docs, snippet_dir)
         page_blocks = page_fences(Path(page.file.abs_src_path), markdown, snippet_dir)

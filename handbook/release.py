@@ -1,5 +1,5 @@
 """Release the handbook for a cohort: python -m handbook.release COHORT [--retire] [--no-checks] [--push]
-[--instructor-branch BRANCH [--instructor-remote REMOTE]]
+[--instructor-branch BRANCH [--instructor-remote REMOTE]] [--learner-remote REMOTE | --learner-bundle PATH]
 
 One published version per cohort, deployed with mike to the local `gh-pages` branch (docs/authors/releases.md):
 
@@ -12,6 +12,10 @@ One published version per cohort, deployed with mike to the local `gh-pages` bra
                                                   key, lab solutions, the quiz as Canvas QTI and Moodle XML under
                                                   instructor/lms/) as the same version, to that branch only
   ... --instructor-remote instructors             with --push, push that branch to this remote (default: origin)
+  ... --learner-remote learner                    with --push, push the learner repository to this remote's main
+                                                  (default: the remote named `learner`, when there is one)
+  ... --learner-bundle PATH                       without a learner remote: write its git bundle here (default:
+                                                  dist/mod107-learner-COHORT.bundle)
 
 What a release does, in order; anything that fails stops it before gh-pages changes:
 1. the cohort name is valid (YYYY-qN or YYYY-MM, so names sort in time order) and the working tree is clean;
@@ -20,10 +24,16 @@ What a release does, in order; anything that fails stops it before gh-pages chan
    module as an extra hook, which adds three generated files to that version: release-notes/ (a page),
    release-notes.json and release-manifest.json (sha256 of every docs/ file and every *.rec.json recording);
    that learner edition must hold no instructor material (handbook/leaks.py); with --instructor-branch the
-   instructor edition is built too;
+   instructor edition is built too; the learner repository (handbook/learner_repo: what learners clone) is
+   generated as one more commit on the history of the local branch learner-repo, and it too must hold no
+   instructor material, in its files or anywhere in that history;
 4. mike commits the build as version COHORT on gh-pages, touching only that version's folder, versions.json and,
    when COHORT is the newest cohort, the `latest` alias; the default (the site root) follows the newest cohort.
    With --instructor-branch, the instructor edition is committed the same way to its own branch, never gh-pages.
+   learner-repo moves to the learner repository's new commit (a fast-forward). With a learner remote, --push
+   pushes it there as `main` (after fetching it first: the remote's history is the one continued); without one,
+   the release writes it as a git bundle that learners clone (`git clone FILE.bundle`), and --push keeps its
+   history on origin's learner-repo, so the next cohort's commit continues it.
 
 Recordings are frozen with the release: each version's HTML was built from the recordings committed at the time.
 The release notes diff this cohort's manifest against the previous cohort's (the newest older one deployed).
@@ -47,6 +57,9 @@ BRANCH = "gh-pages"
 REMOTE = "origin"
 LEARNER, INSTRUCTOR = "learner", "instructor"  # the two editions (handbook/editions.py)
 INSTRUCTOR_CONFIG = "mkdocs.instructor.yml"
+LEARNER_BRANCH = "learner-repo"  # local branch: the learner repository's history (handbook/learner_repo)
+LEARNER_REMOTE = "learner"  # the git remote the learner repository is pushed to (its `main`), when there is one
+BUNDLE_DIR = "dist"  # where a release writes the learner repository's bundle when there is no learner remote
 LATEST = "latest"
 MANIFEST = "release-manifest.json"
 NOTES_JSON = "release-notes.json"
@@ -166,25 +179,27 @@ def default_version(root: Path, branch: str = BRANCH) -> str | None:
     return m[1] if m else None
 
 
-def sync_with_remote(root: Path, remote: str, branch: str) -> None:
-    """Before a pushing release: bring the local branch up to date with the remote's, never over it."""
+def sync_with_remote(root: Path, remote: str, branch: str, remote_branch: str | None = None) -> None:
+    """Before a pushing release: bring the local branch up to date with the remote's (REMOTE_BRANCH there, BRANCH by
+    default), never over it."""
+    remote_branch = remote_branch or branch
     if git(root, "remote", "get-url", remote, check=False).returncode != 0:
         raise ReleaseError(f"--push needs a git remote named {remote!r}; add it (git remote add {remote} URL) or drop --push")
-    if git(root, "ls-remote", "--exit-code", "--heads", remote, branch, check=False).returncode == 2:
+    if git(root, "ls-remote", "--exit-code", "--heads", remote, remote_branch, check=False).returncode == 2:
         return  # the remote has no such branch yet: the first push creates it
-    git(root, "fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
-    theirs = f"refs/remotes/{remote}/{branch}"
+    git(root, "fetch", "--quiet", remote, f"+refs/heads/{remote_branch}:refs/remotes/{remote}/{remote_branch}")
+    theirs = f"refs/remotes/{remote}/{remote_branch}"
     if not has_ref(root, branch):
         git(root, "branch", "--quiet", branch, theirs)
     elif git(root, "merge-base", "--is-ancestor", branch, theirs, check=False).returncode == 0:
         git(root, "update-ref", f"refs/heads/{branch}", theirs)  # behind (or equal): fast-forward
     elif git(root, "merge-base", "--is-ancestor", theirs, branch, check=False).returncode != 0:
-        raise ReleaseError(f"local {branch} and {remote}/{branch} have diverged; reconcile them by hand "
-                           f"(git log {branch}...{remote}/{branch}), never by force-pushing")
+        raise ReleaseError(f"local {branch} and {remote}/{remote_branch} have diverged; reconcile them by hand "
+                           f"(git log {branch}...{remote}/{remote_branch}), never by force-pushing")
 
 
-def push(root: Path, remote: str, branch: str) -> None:
-    proc = git(root, "push", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", check=False)
+def push(root: Path, remote: str, branch: str, remote_branch: str | None = None) -> None:
+    proc = git(root, "push", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{remote_branch or branch}", check=False)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise ReleaseError(f"pushing {branch} to {remote} failed ({last}); the local {branch} keeps the release: "
@@ -296,20 +311,38 @@ def run_checks(root: Path) -> None:
                            "only if they already passed on this commit")
 
 
+def learner_remote_for(root: Path, learner_remote: str | None) -> str | None:
+    """The git remote the learner repository is pushed to: --learner-remote, else a remote named `learner`, else
+    None (the release writes a git bundle instead)."""
+    if learner_remote is None:
+        return LEARNER_REMOTE if git(root, "remote", "get-url", LEARNER_REMOTE, check=False).returncode == 0 else None
+    if git(root, "remote", "get-url", learner_remote, check=False).returncode != 0:
+        raise ReleaseError(f"--learner-remote {learner_remote!r} is not a git remote here; add it "
+                           f"(git remote add {learner_remote} URL), or leave it out to publish a git bundle")
+    return learner_remote
+
+
 def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None = None,
             branch: str = BRANCH, now: str | None = None, instructor_branch: str | None = None,
-            instructor_remote: str | None = None) -> dict:
+            instructor_remote: str | None = None, learner_remote: str | None = None,
+            learner_bundle: Path | None = None) -> dict:
     """Check, build and deploy COHORT; returns its release notes (also written into the version).
 
     With INSTRUCTOR_BRANCH, the instructor edition is deployed as the same version to that branch (and, with
-    PUSH_TO, pushed to INSTRUCTOR_REMOTE or PUSH_TO)."""
+    PUSH_TO, pushed to INSTRUCTOR_REMOTE or PUSH_TO). The learner repository gets a commit for COHORT on the local
+    branch learner-repo; with a learner remote it goes there (with PUSH_TO), else into a git bundle
+    (LEARNER_BUNDLE, by default dist/mod107-learner-COHORT.bundle)."""
     cohort_key(cohort)
     check_instructor_branch(branch, instructor_branch)
     commit = check_repo(root)
+    # The learner repository's history: the learner remote's main, or (bundle releases) PUSH_TO's learner-repo.
+    learner_remote = learner_remote_for(root, learner_remote)
+    history = (learner_remote, "main") if learner_remote else (push_to, LEARNER_BRANCH)
     if push_to:
         sync_with_remote(root, push_to, branch)
         if instructor_branch:
             sync_with_remote(root, instructor_remote or push_to, instructor_branch)
+        sync_with_remote(root, history[0], LEARNER_BRANCH, history[1])
     versions = deployed_versions(root, branch)
     names = [v["version"] for v in versions]
     strangers = [n for n in names if not is_cohort(n)]
@@ -334,10 +367,13 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
 
     message = f"Release cohort {cohort} from {commit[:12]}"
     with tempfile.TemporaryDirectory(prefix="handbook-release-") as tmp:
-        # Both editions are built, and the learner one checked for leaks, before any branch changes.
+        # Both editions are built, the learner one and the learner repository (files and history) checked for
+        # leaks, before any branch changes.
         site_dir = Path(tmp) / "site"
         build(root, cohort, site_dir, {"manifest": manifest, "notes": notes})
         check_no_leaks(site_dir)
+        learner_dir = Path(tmp) / "learner"
+        learner = learner_repository(root, cohort, learner_dir, LEARNER_BRANCH)
         instructor_dir = Path(tmp) / "instructor" / "site"
         if instructor_branch:
             instructor_dir.parent.mkdir()
@@ -346,11 +382,32 @@ def release(root: Path, cohort: str, *, checks: bool = True, push_to: str | None
         deploy(root, cohort, site_dir, branch, message)
         if instructor_branch:
             deploy(root, cohort, instructor_dir, instructor_branch, f"{message}, instructor edition")
+        # its history is the local learner-repo's plus at most one commit: a fast-forward, never a rewrite
+        git(root, "fetch", "--quiet", "--no-tags", str(learner_dir), f"main:refs/heads/{LEARNER_BRANCH}")
+        bundle = None
+        if not learner_remote:
+            bundle = learner_bundle or root / BUNDLE_DIR / f"mod107-learner-{cohort}.bundle"
+            bundle.parent.mkdir(parents=True, exist_ok=True)
+            git(learner_dir, "bundle", "create", "--quiet", str(Path(os.path.abspath(bundle))), "HEAD", "main")
     if push_to:
         push(root, push_to, branch)
         if instructor_branch:
             push(root, instructor_remote or push_to, instructor_branch)
-    return notes
+        push(root, history[0], LEARNER_BRANCH, history[1])
+    return {**notes, "learner_repository": {"commit": learner.commit, "new_commit": learner.new_commit,
+                                            "remote": learner_remote, "bundle": str(bundle) if bundle else None}}
+
+
+def learner_repository(root: Path, cohort: str, out: Path, local_branch: str):
+    """The learner repository for COHORT in OUT: the history of LOCAL_BRANCH (when there is one) plus one commit,
+    checked for leaks over its files and whole history (handbook/learner_repo)."""
+    from . import learner_repo
+
+    base = (root, f"refs/heads/{local_branch}") if has_ref(root, local_branch) else None
+    try:
+        return learner_repo.generate(out, root, cohort=cohort, base=base)
+    except learner_repo.LearnerRepoError as err:
+        raise ReleaseError(f"the learner repository: {err}") from None
 
 
 def export_quiz(root: Path, folder: Path) -> None:
@@ -434,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also deploy the instructor edition ({INSTRUCTOR_CONFIG}) to this branch, e.g. instructor-pages")
     parser.add_argument("--instructor-remote", metavar="REMOTE",
                         help=f"with --push, push the instructor branch to this remote (default: {REMOTE})")
+    parser.add_argument("--learner-remote", metavar="REMOTE",
+                        help=f"with --push, push the learner repository to this remote's main (default: a remote named "
+                             f"{LEARNER_REMOTE!r} when there is one; without one, a git bundle is written)")
+    parser.add_argument("--learner-bundle", metavar="PATH", type=Path,
+                        help=f"where the learner repository's bundle goes (default: {BUNDLE_DIR}/mod107-learner-COHORT.bundle)")
     args = parser.parse_args(argv)
     root = Path.cwd()
     push_to = REMOTE if args.push else None
@@ -448,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                             branch=args.instructor_branch)
             return 0
         notes = release(root, args.cohort, checks=not args.no_checks, push_to=push_to,
-                        instructor_branch=args.instructor_branch, instructor_remote=args.instructor_remote)
+                        instructor_branch=args.instructor_branch, instructor_remote=args.instructor_remote,
+                        learner_remote=args.learner_remote, learner_bundle=args.learner_bundle)
     except ReleaseError as err:
         print(f"release: error: {err}", file=sys.stderr)
         return 1
@@ -459,6 +522,16 @@ def main(argv: list[str] | None = None) -> int:
         remote = args.instructor_remote or REMOTE
         print(f"release: deployed the instructor edition of cohort {args.cohort} to {args.instructor_branch}"
               + (f" and pushed it to {remote}" if push_to else f" (local only; push with: git push {remote} {args.instructor_branch})"))
+    learner = notes["learner_repository"]
+    what = f"commit {learner['commit'][:12]}" + ("" if learner["new_commit"] else ", unchanged since the last release")
+    if learner["remote"]:
+        print(f"release: the learner repository ({what}) is on {LEARNER_BRANCH}"
+              + (f" and pushed to {learner['remote']} main" if push_to
+                 else f" (local only; push with: git push {learner['remote']} {LEARNER_BRANCH}:main)"))
+    else:
+        print(f"release: the learner repository ({what}) is in {learner['bundle']}, for learners to clone "
+              f"(no learner remote; add one with git remote add {LEARNER_REMOTE} URL)"
+              + (f"; its history is pushed to {REMOTE} {LEARNER_BRANCH}" if push_to else ""))
     return 0
 
 

@@ -15,3 +15,4 @@ KEY = ROOT / "instructor" / "quiz" / "key.yaml"
 
 class QuizError(Exception):
     """Bad input (bank, key or answer file); str() is one line, `FILE:LINE: what is wrong`."""
+PHASES = ("graded", "closed")  # what a learner's feedback may reveal: after grading, or once the cohort closed

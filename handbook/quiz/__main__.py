@@ -24,8 +24,18 @@ import sys
 from pathlib import Path
 
 from .. import ROOT
-from . import BANK, KEY, QuizError, answers, bank as bank_module, cohort, grade, gradescope, key as key_module
-from . import papers, render, variants
+from . import BANK, KEY, PHASES, QuizError, answers, bank as bank_module, render, variants
+
+
+def _grader():
+    """The instructors' modules (key, grade, cohort, gradescope, papers): imported only by instructors' commands, so
+    the learner repository, which leaves them out (handbook/learner_repo), still runs `check` and `template`."""
+    try:
+        from . import cohort, grade, gradescope, key, papers
+    except ImportError:
+        raise QuizError("grading is for instructors: it needs the key and the grader, which this repository does not "
+                        "hold; check your file's format with `python -m handbook.quiz check answers.yaml`") from None
+    return cohort, grade, gradescope, key, papers
 
 
 def site_url() -> str:
@@ -59,6 +69,7 @@ def cmd_check(args) -> int:
 
 
 def _instructor(args):
+    key_module = _grader()[3]
     bank = bank_module.load(args.bank)
     key = key_module.load(bank, args.key)
     secret = variants.load_secret(args.secret_file)
@@ -66,6 +77,7 @@ def _instructor(args):
 
 
 def cmd_grade(args) -> int:
+    cohort, grade, *_ = _grader()
     bank, key, secret = _instructor(args)
     target: Path = args.answers
     if target.is_dir() and not target.is_symlink():
@@ -90,6 +102,7 @@ def cmd_grade(args) -> int:
 def cmd_gradescope(args) -> int:
     """Inside Gradescope's container: grade the one answer file of SUBMISSION, always write RESULTS."""
     out: Path = args.results
+    cohort, grade, gradescope, *_ = _grader()
     try:
         bank, key, secret = _instructor(args)
         files = [e for e in cohort.entries(args.submission)] if args.submission.is_dir() else []
@@ -114,6 +127,7 @@ def cmd_template(args) -> int:
 
 
 def cmd_papers(args) -> int:
+    papers = _grader()[4]
     bank, key, secret = _instructor(args)
     roster = papers.read_roster(args.roster)
     written = papers.issue(bank, key, secret, roster, args.out, site_url())
@@ -136,7 +150,7 @@ def cmd_export(args) -> int:
     from . import export
 
     bank = bank_module.load(args.bank)
-    key = key_module.load(bank, args.key)
+    key = _grader()[3].load(bank, args.key)
     path = export.write(bank, key, args.format, args.out, variants_per_question=args.variants)
     print(f"export: wrote {path}")
     return 0
@@ -146,7 +160,7 @@ def cmd_audit(args) -> int:
     from . import audit
 
     bank = bank_module.load(args.bank)
-    key = key_module.load(bank, args.key)
+    key = _grader()[3].load(bank, args.key)
     report = audit.run(bank, key, papers=args.papers)
     for line in audit.lines(report):
         print(line)
@@ -171,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     instructor(grading)
     grading.add_argument("--out", type=Path, help="write the machine-readable result here (JSON)")
     grading.add_argument("--feedback", type=Path, help="write each learner's feedback (JSON, Markdown, Gradescope) here")
-    grading.add_argument("--phase", default="graded", choices=grade.PHASES,
+    grading.add_argument("--phase", default="graded", choices=PHASES,
                          help="what the feedback reveals: graded (grades are out) or closed (the cohort closed)")
     grading.set_defaults(run=cmd_grade)
     gs = sub.add_parser("gradescope", help="grade a Gradescope submission folder into results.json")

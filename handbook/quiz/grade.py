@@ -15,13 +15,12 @@ import json
 import math
 from pathlib import Path
 
-from . import QuizError
+from . import PHASES, QuizError
 from .answers import AnswerFile
 from .bank import Bank
 from .key import Entry
 from .variants import Instance, Paper
 
-PHASES = ("graded", "closed")
 SLIPS = [(10.0 ** k, f"{10 ** k:g}x") for k in (1, 2, 3, 6, 9)] + [(1024.0 ** k, f"1024^{k}") for k in (1, 2, 3)] + [
     (8.0, "8x (bits vs bytes)"), (1.073741824, "GiB vs GB"), (1.048576, "MiB vs MB")]
 

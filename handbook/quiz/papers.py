@@ -16,9 +16,13 @@ import tomllib
 from pathlib import Path
 
 from . import QuizError, render
+from typing import TYPE_CHECKING
+
 from .bank import Bank
-from .key import Entry
 from .variants import LEARNER, Paper, normal_learner, paper
+
+if TYPE_CHECKING:  # the key is the instructors'; learners' drill runner imports this module without it
+    from .key import Entry
 
 HIDDEN_DESCRIPTION = "a hidden drill scenario"
 
