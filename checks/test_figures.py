@@ -186,7 +186,20 @@ def test_an_awaiting_recording_is_shown_as_such_on_its_page(scratch_site):
     assert "awaiting re-recording" in html.split(">4.28<")[0].rsplit("title=", 1)[1]  # the figure's own title says so
 
 
-def test_the_recorder_refuses_to_mark_a_one_gpu_recording_awaiting():
-    result = subprocess.run([sys.executable, "-m", "handbook.record", "--await-gpus", "1", "docs/index.md", "--only", "a.py"],
+def test_the_recorder_refuses_an_awaiting_mark_without_a_gpu_count():
+    result = subprocess.run([sys.executable, "-m", "handbook.record", "--await-gpus", "0", "docs/index.md", "--only", "a.py"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "2 or more" in result.stderr
+    assert result.returncode == 2 and "1 or more" in result.stderr
+
+
+def test_an_awaiting_mark_is_refused_where_the_gpus_are_here_and_fails_a_gpu_runner_that_has_them(tmp_path):
+    snippet = tmp_path / "01_p.py"
+    snippet.write_text("print(1)\n")
+    recordings.write_atomic(recordings.path_for(snippet), {
+        "schema": recordings.SCHEMA, "snippet": "01_p.py", "code_sha256": "old", "exit_status": 0, "wall_seconds": 1.0,
+        "stdout": "1\n", "artifacts": {}, "provenance": {"date": "2026-01-01", "gpu_model": "NVIDIA H200"}})
+    with pytest.raises(recordings.RecordingError, match="this machine has 1 GPU, enough for 1: re-record it instead"):
+        recordings.mark_awaiting(snippet, 1, "no runner", gpus_here=1)
+    recordings.mark_awaiting(snippet, 1, "the runner could not be started", gpus_here=0)
+    assert recordings.state(snippet).awaiting_line == ("recorded before this change, awaiting re-recording on 1 GPU: "
+                                                       "the runner could not be started")

@@ -104,7 +104,7 @@ def recording_markdown(block: blocks.Block) -> list[str]:
     if rec.kind == "fresh":
         head = ['!!! example recording "Recorded output"']
     elif rec.kind == "awaiting":
-        head = [f'!!! warning recording-awaiting "Recorded output · awaiting re-recording on {data["awaiting"]["gpus"]} GPUs"',
+        head = [f'!!! warning recording-awaiting "Recorded output · awaiting re-recording on {recordings.gpu_count(data["awaiting"]["gpus"])}"',
                 f"    This output was {rec.awaiting_line}.", ""]
     else:
         head = ['!!! warning recording "Recorded output · stale"',
@@ -161,7 +161,7 @@ def recordings_index(docs: Path, snippet_dir: Path, index_src: Path) -> str:
         drift = [f"{k.split('_')[0]} {p.get(k)} (newest {newest.get(k)})" for k in ("torch_version", "driver_version", "cuda_version")
                  if p.get(k) != newest.get(k)]
         state = {"fresh": "fresh", "stale": "**stale**",
-                 "awaiting": f"awaiting re-recording on {rec.data.get('awaiting', {}).get('gpus')} GPUs"}[rec.kind]
+                 "awaiting": f"awaiting re-recording on {recordings.gpu_count(rec.data.get('awaiting', {}).get('gpus', 0))}"}[rec.kind]
         table.append(f"| {where} | {headline} | {card} · {p['date'][:10]} | {'<br>'.join([state, *drift])} |")
     for notebook in sorted(docs.rglob("*.ipynb")):
         rel = notebook.relative_to(docs).as_posix()

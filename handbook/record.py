@@ -155,8 +155,8 @@ def record_notebook(path: Path, prov: dict) -> bool:
 def mark_awaiting(parser, args) -> int:
     if not args.only or not args.pages:
         parser.error("--await-gpus needs the page and --only SNIPPET.py of each recording it marks")
-    if args.await_gpus < 2:
-        parser.error("--await-gpus N: N is the GPU count the recording needs (2 or more)")
+    if args.await_gpus < 1:
+        parser.error("--await-gpus N: N is the GPU count the recording needs (1 or more)")
     marked = 0
     for page in args.pages:
         for block in blocks.parse_page(page.resolve()):

@@ -4,8 +4,10 @@ A block marked `record` that includes snippets/<section>/<page>/NN_purpose.py ha
 NN_purpose.rec.json (a failed run goes to NN_purpose.rec.failed.json and never replaces a good recording).
 A recording is stale when the sha256 of the snippet file no longer matches the one it recorded. A stale recording
 that needs more GPUs than can be had may be marked *awaiting* (`python -m handbook.record --await-gpus N --reason
-...`): it keeps its output, says on the page that it was recorded before the change, and stays acceptable only
-for the exact code it was marked for; any further change makes it plainly stale again.
+...`, only on a machine with fewer than N GPUs): it keeps its output, says on the page that it was recorded before
+the change, and stays acceptable only for the exact code it was marked for, and only until a machine with N GPUs
+runs the checks in GPU-runner mode, which then fails it until it is re-recorded; any further change makes it
+plainly stale again.
 """
 import hashlib
 import json
@@ -101,7 +103,7 @@ class State:
         if self.kind != "awaiting":
             return ""
         a = self.data["awaiting"]
-        return f"recorded before this change, awaiting re-recording on {a['gpus']} GPUs: {a['reason']}"
+        return f"recorded before this change, awaiting re-recording on {gpu_count(a['gpus'])}: {a['reason']}"
 
 
 def state(snippet: Path) -> State:
@@ -116,6 +118,10 @@ def state(snippet: Path) -> State:
     return State("awaiting" if awaiting.get("code_sha256") == current else "stale", path, data)
 
 
+def gpu_count(n: int) -> str:
+    return "1 GPU" if n == 1 else f"{n} GPUs"
+
+
 def mark_awaiting(snippet: Path, gpus: int, reason: str, gpus_here: int) -> Path:
     """Mark a stale recording as awaiting a re-recording on `gpus` GPUs, for the code as it is now."""
     rec = state(snippet)
@@ -127,7 +133,7 @@ def mark_awaiting(snippet: Path, gpus: int, reason: str, gpus_here: int) -> Path
     if rec.kind == "fresh":
         raise RecordingError(f"{name}: the recording matches its code; nothing awaits a re-recording")
     if gpus_here >= gpus:
-        raise RecordingError(f"{name}: this machine has {gpus_here} GPUs, enough for {gpus}: re-record it instead")
+        raise RecordingError(f"{name}: this machine has {gpu_count(gpus_here)}, enough for {gpus}: re-record it instead")
     data = dict(rec.data, awaiting={"gpus": gpus, "reason": reason.strip(), "code_sha256": code_sha256(snippet)})
     write_atomic(rec.path, data)
     return rec.path
