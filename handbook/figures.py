@@ -11,22 +11,28 @@ walks it by `/`-separated keys; `stdout~REGEX` takes the one group of a regex th
 The provenance keys `card`, `cards` (with the count, "2× NVIDIA H200"), `date`, `driver`, `torch` name where it ran.
 SPEC is an optional scale (`/1e12`, `*100`) then a Python format spec; a `%` spec renders as "89.1 %".
 References are resolved in prose only: inside code (fences and `inline code`) they stay literal, so pages can show
-the syntax. A reference to a missing recording or key is an error naming docs/page.md:LINE.
+the syntax. A reference to a snippet that does not exist, to a key a fresh recording lacks, or to the recording of a
+snippet that no `record` block shows, is an error naming docs/page.md:LINE. A figure not measured yet is *pending*
+and renders as such, never as a number: the recording of a `record` block that has none yet, or a key of a recording
+made before its code changed (stale or awaiting a re-recording) that the older code did not write.
 """
+import functools
 import html
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import INSTRUCTOR, recordings
-from .blocks import PageParser, rel
+from .blocks import PageParser, parse_page, rel
 
 REF = re.compile(r"\{\{\s*rec:(?P<body>[^{}]*?)\s*\}\}")
 DIVIDE = "÷"
 PROVENANCE_KEYS = {"card", "cards", "date", "driver", "torch"}
-DRAFT_ENV = "HANDBOOK_DRAFT"  # authors drafting before a GPU run: missing recordings render as placeholders
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
+
+
+class PendingFigure(LookupError):
+    """A figure that waits for a recording (see the module's docstring); str() says which."""
 
 
 class FigureError(ValueError):
@@ -128,9 +134,32 @@ def resolve(body: str, page: Path, docs: Path, snippet_dir: Path) -> Figure:
         raise LookupError(f"no snippet {snippet.relative_to(snippet_dir.parent).as_posix()}")
     state = recordings.state(snippet)
     if state.kind == "missing":
-        raise LookupError(f"{recordings.path_for(snippet).name} does not exist yet: record "
-                          f"{snippet.relative_to(snippet_dir).as_posix()} on a GPU (python -m handbook.record)")
-    expr = expr.strip()
+        if snippet.resolve() not in recorded_snippets(docs, snippet_dir):
+            raise LookupError(f"{snippet.name} is not shown by any `record` block, so it is never recorded")
+        raise PendingFigure(f"{recordings.path_for(snippet).name} does not exist yet: record "
+                            f"{snippet.relative_to(snippet_dir).as_posix()} on a GPU (python -m handbook.record)")
+    try:
+        return _figure(state, snippet, expr.strip(), spec)
+    except LookupError as err:
+        if state.kind in ("stale", "awaiting"):  # the older code may not have written what the new code does
+            raise PendingFigure(f"{err}, in a recording made before the code changed: re-record "
+                                f"{snippet.relative_to(snippet_dir).as_posix()}") from None
+        raise
+
+
+@functools.lru_cache(maxsize=8)
+def _recorded_snippets(docs: Path, snippet_dir: Path, stamp: tuple) -> frozenset:
+    pages = sorted(docs.rglob("*.md")) + sorted((docs.parent / "instructor").rglob("*.md"))
+    return frozenset(b.snippet.path.resolve() for page in pages for b in parse_page(page, snippet_dir) if b.recorded)
+
+
+def recorded_snippets(docs: Path, snippet_dir: Path) -> frozenset:
+    """Every snippet some page's `record` block shows (pages read again when any of them changed)."""
+    pages = sorted(docs.rglob("*.md")) + sorted((docs.parent / "instructor").rglob("*.md"))
+    return _recorded_snippets(docs, snippet_dir, tuple(p.stat().st_mtime_ns for p in pages))
+
+
+def _figure(state, snippet: Path, expr: str, spec: str) -> Figure:
     if expr in PROVENANCE_KEYS and not spec:
         return Figure(provenance_value(state.data, expr), snippet, state)
     numerator, div, denominator = (part.strip() for part in expr.partition(f" {DIVIDE} "))
@@ -166,7 +195,6 @@ def prose_spans(line: str):
 def render(markdown: str, page: Path, docs: Path, snippet_dir: Path) -> str:
     """Replace every reference in the prose of `markdown` (the text of `page`); errors name page:line."""
     skip = code_lines(markdown)
-    draft = os.environ.get(DRAFT_ENV) == "1"
     lines = markdown.split("\n")
     for number, line in enumerate(lines):
         if number in skip or "{{" not in line:
@@ -174,18 +202,18 @@ def render(markdown: str, page: Path, docs: Path, snippet_dir: Path) -> str:
         out, pos = [], 0
         for start, end in prose_spans(line):
             out.append(line[pos:start])
-            out.append(REF.sub(lambda m: _replace(m, page, docs, snippet_dir, number + 1, draft), line[start:end]))
+            out.append(REF.sub(lambda m: _replace(m, page, docs, snippet_dir, number + 1), line[start:end]))
             pos = end
         lines[number] = "".join(out)
     return "\n".join(lines)
 
 
-def _replace(m, page, docs, snippet_dir, line_no, draft) -> str:
+def _replace(m, page, docs, snippet_dir, line_no) -> str:
     try:
         fig = resolve(m["body"], page, docs, snippet_dir)
+    except PendingFigure as pending:
+        return f'<span class="recorded-figure pending" title="{html.escape(str(pending))}">⟨not recorded yet⟩</span>'
     except LookupError as err:
-        if draft and "does not exist yet" in str(err):
-            return "⟨not recorded yet⟩"
         raise FigureError(f"{rel(page)}:{line_no}: figure reference {m[0]}: {err}") from None
     p = fig.state.data["provenance"]
     note = {"fresh": "", "stale": " · STALE: the code changed since", "awaiting": " · awaiting re-recording"}[fig.state.kind]
