@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from handbook import notebooks
+from handbook import notebooks, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "docs").rglob("*.ipynb"))
@@ -38,11 +38,18 @@ def test_saved_outputs_are_small_and_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.relative_to(ROOT).as_posix() for p in NOTEBOOKS])
-def test_recorded_outputs_match_the_code(path):
+def test_recorded_outputs_match_the_code(path, request):
     state = notebooks.state(path)
     if state == "missing":
         pytest.skip(f"{path.name}: outputs are from the CPU check, not recorded on a GPU (python -m handbook.record {path.relative_to(ROOT)})")
     rec = json.loads(path.read_text())["metadata"][notebooks.KEY]
+    if state == "awaiting":  # as for snippets' recordings: only while no machine with its GPUs runs the checks
+        waiting = rec["awaiting"]
+        assert waiting["reason"].strip() and not (request.config.getoption("gpu_runner")
+                                                   and requirements.detect().gpus >= waiting["gpus"]), (
+            f"{path.relative_to(ROOT)} awaits a re-recording this GPU runner can make: python -m handbook.record "
+            f"{path.relative_to(ROOT)}")
+        return
     assert state == "fresh", (f"stale recording: the code cells of {path.relative_to(ROOT)} changed since their outputs were "
                               f"recorded on {rec['provenance']['gpu_model']}; re-record: python -m handbook.record {path.relative_to(ROOT)}")
     assert rec["provenance"]["gpu_model"], f"{path.relative_to(ROOT)} was recorded without a GPU"
@@ -65,6 +72,10 @@ def test_notebook_recorder_saves_outputs_and_provenance_and_detects_stale_code(t
     saved["cells"][2]["source"] = ["x + 2"]
     path.write_text(json.dumps(saved))
     assert notebooks.state(path) == "stale"
+    with pytest.raises(notebooks.NotebookError, match="this machine has 1 GPU: re-record it instead"):
+        notebooks.mark_awaiting(path, 1, "no runner", gpus_here=1)
+    notebooks.mark_awaiting(path, 1, "no runner", gpus_here=0)
+    assert notebooks.state(path) == "awaiting"
 
 
 def test_a_failing_cell_leaves_the_notebook_untouched(tmp_path):

@@ -38,12 +38,29 @@ def code_sha256(nb: dict) -> str:
 
 
 def state(path: Path) -> str:
-    """`fresh`, `stale` or `missing` (outputs not recorded on a GPU)."""
+    """`fresh`, `stale`, `awaiting` (stale, marked for exactly its code as snippets' recordings are:
+    recordings.mark_awaiting) or `missing` (outputs not recorded on a GPU)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     rec = nb["metadata"].get(KEY)
     if not rec:
         return "missing"
-    return "fresh" if rec["code_sha256"] == code_sha256(nb) else "stale"
+    code = code_sha256(nb)
+    if rec["code_sha256"] == code:
+        return "fresh"
+    return "awaiting" if rec.get("awaiting", {}).get("code_sha256") == code else "stale"
+
+
+def mark_awaiting(path: Path, gpus: int, reason: str, gpus_here: int) -> None:
+    """Mark a notebook whose code cells changed since its recording as awaiting a re-recording on `gpus` GPUs."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    now = state(path)
+    if now != "stale" or not reason.strip() or gpus_here >= gpus:
+        why = {"missing": "it has no recording to keep", "fresh": "its recording matches its code",
+               "awaiting": "it is marked already"}.get(now) or ("--reason is empty" if not reason.strip() else
+                                                              f"this machine has {recordings.gpu_count(gpus_here)}: re-record it instead")
+        raise NotebookError(f"{path.name}: cannot mark it awaiting: {why}")
+    nb["metadata"][KEY]["awaiting"] = {"gpus": gpus, "reason": reason.strip(), "code_sha256": code_sha256(nb)}
+    write_atomic(path, nb)
 
 
 def run_cell(source: str, namespace: dict, filename: str) -> list[dict]:

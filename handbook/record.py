@@ -153,12 +153,20 @@ def record_notebook(path: Path, prov: dict) -> bool:
 
 
 def mark_awaiting(parser, args) -> int:
-    if not args.only or not args.pages:
-        parser.error("--await-gpus needs the page and --only SNIPPET.py of each recording it marks")
+    if not args.pages or (not args.only and any(p.suffix != ".ipynb" for p in args.pages)):
+        parser.error("--await-gpus needs the page and --only SNIPPET.py of each recording it marks (a notebook: its path)")
     if args.await_gpus < 1:
         parser.error("--await-gpus N: N is the GPU count the recording needs (1 or more)")
     marked = 0
     for page in args.pages:
+        if page.suffix == ".ipynb":
+            try:
+                notebooks.mark_awaiting(page.resolve(), args.await_gpus, args.reason, requirements.detect().gpus)
+            except notebooks.NotebookError as err:
+                raise SystemExit(f"handbook.record: {err}") from None
+            print(f"marked {page}: awaiting a re-recording on {recordings.gpu_count(args.await_gpus)}")
+            marked += 1
+            continue
         for block in blocks.parse_page(page.resolve()):
             if block.recorded and block.snippet.path.name in args.only:
                 try:
