@@ -196,6 +196,19 @@ def test_an_awaiting_recording_is_shown_as_such_on_its_page(scratch_site):
     assert "awaiting re-recording" in html.split(">4.28<")[0].rsplit("title=", 1)[1]  # the figure's own title says so
 
 
+def test_a_recording_of_what_became_another_program_is_neither_shown_nor_quoted(scratch_site):
+    docs, snippets = scratch_site / "docs", scratch_site / "snippets"
+    page, snippet = docs / "p/bw.md", snippets / "p/bw/01_copy.py"
+    snippet.write_text(snippet.read_text() + "# now another program\n")
+    recordings.mark_awaiting(snippet, 1, "no runner", gpus_here=0, another_program=True)
+    shown = figures.render(page.read_text(), page, docs, snippets)
+    assert "4.28" not in shown and shown.count("⟨not recorded yet⟩") == 2
+    block = blocks.parse_page(page, snippets)[0]
+    notice = "\n".join(mkdocs_hooks.recording_markdown(block))
+    assert "Not recorded since it changed" in notice and "4275" not in notice
+    assert "recorded when it was another program" in recordings.state(snippet).awaiting_line
+
+
 def test_the_recorder_refuses_an_awaiting_mark_without_a_gpu_count():
     result = subprocess.run([sys.executable, "-m", "handbook.record", "--await-gpus", "0", "docs/index.md", "--only", "a.py"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)

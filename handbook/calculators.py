@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, build_cache, charts
+from handbook import blocks, build_cache, charts, recordings
 
 CALCULATOR = "<!-- calculator:"
 MARKDOWN = "<!-- calculator-markdown:"
@@ -64,6 +64,11 @@ def calculator_markdown(spec: str, snippet_dir: Path, where: str, as_markdown: b
     # An argument naming a file of the repository (a recording) is shown as written, relative to the repository
     # root where a learner runs the command, and passed as an absolute path to the scratch-directory run.
     root = snippet_dir.parent
+    waiting = [w for w in words[1:] if w.endswith(".rec.json") and pending_recording(root / w)]
+    if waiting:  # the run would quote a recording that awaits a GPU run: say so instead of quoting it
+        return [f'!!! note "Run when this page was built: waits for a recording"',
+                f"    `python snippets/{words[0]}` reads `{waiting[0]}`, which awaits a re-recording on a GPU; its "
+                "output will show here once the recording is made.", ""]
     args = tuple(str(root / w) if not w.startswith("-") and (root / w).is_file() else w for w in words[1:])
     # Everything the run can read: the program, the files beside it (its default price file) and the files it is
     # given, named as the marker names them, so that a copy of the repository elsewhere shares the cache entries.
@@ -90,6 +95,14 @@ def calculator_markdown(spec: str, snippet_dir: Path, where: str, as_markdown: b
             uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
             lines += [f"![{data['chart']['title']}]({uri}){{ .recording-chart }}", ""]
     return lines
+
+
+def pending_recording(path: Path) -> bool:
+    """A recording that does not exist yet, or awaits a re-recording of what has become another program."""
+    if not path.exists():
+        return True
+    data = recordings.load(path)
+    return bool(data.get("awaiting", {}).get("another_program"))
 
 
 @functools.lru_cache(maxsize=64)

@@ -13,8 +13,9 @@ SPEC is an optional scale (`/1e12`, `*100`) then a Python format spec; a `%` spe
 References are resolved in prose only: inside code (fences and `inline code`) they stay literal, so pages can show
 the syntax. A reference to a snippet that does not exist, to a key a fresh recording lacks, or to the recording of a
 snippet that no `record` block shows, is an error naming docs/page.md:LINE. A figure not measured yet is *pending*
-and renders as such, never as a number: the recording of a `record` block that has none yet, or a key of a recording
-made before its code changed (stale or awaiting a re-recording) that the older code did not write.
+and renders as such, never as a number: the recording of a `record` block that has none yet, a recording awaiting a
+re-recording because its snippet became another program, or a key of a recording made before its code changed
+(stale or awaiting a re-recording) that the older code did not write.
 """
 import functools
 import html
@@ -138,6 +139,9 @@ def resolve(body: str, page: Path, docs: Path, snippet_dir: Path) -> Figure:
             raise LookupError(f"{snippet.name} is not shown by any `record` block, so it is never recorded")
         raise PendingFigure(f"{recordings.path_for(snippet).name} does not exist yet: record "
                             f"{snippet.relative_to(snippet_dir).as_posix()} on a GPU (python -m handbook.record)")
+    if state.shows_nothing:
+        raise PendingFigure(f"{recordings.path_for(snippet).name} was made by the program this snippet was before it "
+                            f"changed: re-record {snippet.relative_to(snippet_dir).as_posix()}")
     try:
         return _figure(state, snippet, expr.strip(), spec)
     except LookupError as err:

@@ -101,6 +101,11 @@ def recording_markdown(block: blocks.Block) -> list[str]:
         return ["", '!!! note recording-missing "Not recorded yet"',
                 f"    This block runs on a GPU and has no recording yet. Record it with {rerecord}.", ""]
     data = rec.data
+    if rec.shows_nothing:
+        return ["", '!!! note recording-missing "Not recorded since it changed"',
+                f"    This program changed into another after its last recording ({data['provenance']['date'][:10]} on "
+                f"{data['provenance']['gpu_model']}), whose output would describe something else; it awaits a "
+                f"re-recording: {data['awaiting']['reason']}. Record it with {rerecord}.", ""]
     if rec.kind == "fresh":
         head = ['!!! example recording "Recorded output"']
     elif rec.kind == "awaiting":

@@ -171,7 +171,7 @@ def mark_awaiting(parser, args) -> int:
             if block.recorded and block.snippet.path.name in args.only:
                 try:
                     path = recordings.mark_awaiting(block.snippet.path, args.await_gpus, args.reason,
-                                                    requirements.detect().gpus)
+                                                    requirements.detect().gpus, args.another_program)
                 except recordings.RecordingError as err:
                     raise SystemExit(f"handbook.record: {err}") from None
                 print(f"marked {blocks.rel(path)}: {recordings.state(block.snippet.path).awaiting_line}")
@@ -193,6 +193,9 @@ def main(argv=None):
                         help="do not run: mark the --only recordings, made stale by a code change, as awaiting a "
                              "re-recording on N GPUs (when fewer are available)")
     parser.add_argument("--reason", default="", help="with --await-gpus: why it cannot be re-recorded now")
+    parser.add_argument("--another-program", action="store_true",
+                        help="with --await-gpus: the change made the snippet a different program, so its older output is "
+                             "neither shown nor quoted on the pages until it is re-recorded")
     args = parser.parse_args(argv)
     if args.await_gpus is not None:
         return mark_awaiting(parser, args)

@@ -98,12 +98,18 @@ class State:
         return provenance_line(self.data["provenance"], self.data["wall_seconds"]) if self.data else ""
 
     @property
+    def shows_nothing(self) -> bool:
+        """An awaiting recording of what has since become another program: nothing of it is shown or quoted."""
+        return self.kind == "awaiting" and bool(self.data["awaiting"].get("another_program"))
+
+    @property
     def awaiting_line(self) -> str:
         """`recorded before this change, awaiting re-recording on 2 GPUs: REASON` for an awaiting recording."""
         if self.kind != "awaiting":
             return ""
         a = self.data["awaiting"]
-        return f"recorded before this change, awaiting re-recording on {gpu_count(a['gpus'])}: {a['reason']}"
+        before = "recorded when it was another program" if a.get("another_program") else "recorded before this change"
+        return f"{before}, awaiting re-recording on {gpu_count(a['gpus'])}: {a['reason']}"
 
 
 def state(snippet: Path) -> State:
@@ -122,8 +128,10 @@ def gpu_count(n: int) -> str:
     return "1 GPU" if n == 1 else f"{n} GPUs"
 
 
-def mark_awaiting(snippet: Path, gpus: int, reason: str, gpus_here: int) -> Path:
-    """Mark a stale recording as awaiting a re-recording on `gpus` GPUs, for the code as it is now."""
+def mark_awaiting(snippet: Path, gpus: int, reason: str, gpus_here: int, another_program: bool = False) -> Path:
+    """Mark a stale recording as awaiting a re-recording on `gpus` GPUs, for the code as it is now. With
+    `another_program` the change made it a different program, whose older output describes nothing on the page:
+    that output is then neither shown nor quoted (figures() says pending) until the re-recording."""
     rec = state(snippet)
     name = path_for(snippet).name
     if not reason.strip():
@@ -134,7 +142,8 @@ def mark_awaiting(snippet: Path, gpus: int, reason: str, gpus_here: int) -> Path
         raise RecordingError(f"{name}: the recording matches its code; nothing awaits a re-recording")
     if gpus_here >= gpus:
         raise RecordingError(f"{name}: this machine has {gpu_count(gpus_here)}, enough for {gpus}: re-record it instead")
-    data = dict(rec.data, awaiting={"gpus": gpus, "reason": reason.strip(), "code_sha256": code_sha256(snippet)})
+    awaiting = {"gpus": gpus, "reason": reason.strip(), "code_sha256": code_sha256(snippet)}
+    data = dict(rec.data, awaiting={**awaiting, "another_program": True} if another_program else awaiting)
     write_atomic(rec.path, data)
     return rec.path
 
