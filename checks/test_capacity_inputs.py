@@ -1,6 +1,7 @@
 """Section 7's calculators never crash, hang or lie: every bad input gets one line naming the flag (or file and
-field) and what to accept, exit status 2; no input hangs (the few seconds each takes: checks/bench/bench_calculators.py). Hypothesis fuzzes every CLI over
-numbers, strings and files, calling main() in this process (a subprocess per example would cost seconds)."""
+field) and what to accept, exit status 2; no input hangs (checks/bench/bench_calculators.py times the worst ones).
+Hypothesis fuzzes every CLI over numbers, strings and files, calling main() in this process (a subprocess per
+example would cost seconds)."""
 import contextlib
 import importlib.util
 import io
