@@ -67,6 +67,7 @@ class Open:
     node: int
     gpu: int | None
     fired: bool = False
+    fired_at: float | None = None
     void: str = ""
     onset_at: float | None = None
     resolved_at: float | None = None
@@ -91,6 +92,8 @@ class Engine:
         self.work = self.saved = 0.0
         self.rate = 0.0
         self.checkpoints = 0
+        self.spares = game.spares  # spare nodes ready to swap in
+        self.deferred: list = []  # job faults waiting for the job to run again
         self.display: dict = {}  # (node, gpu) -> [(time, values)]
         self.dirty: set = set(range(game.nodes))  # nodes whose scenario must be written again
         self._schedule(game.duration_s, "game_over", {})
@@ -255,6 +258,8 @@ class Engine:
         for o in self.incidents.values():  # a restart is what clears the job's own faults
             if o.fired and not o.void and o.resolved_at is None and KINDS[o.incident.kind].cleared_by == "restart":
                 self._resolve(o, "restart-job")
+        while self.deferred and self.job["state"] == RUNNING:
+            self._on_fault({"incident": self.deferred.pop(0)})
 
     def _on_watchdog(self, data):
         if self.job["state"] == HUNG_STATE and data["run"] == self.job["run"]:
@@ -299,15 +304,21 @@ class Engine:
         o = self.incidents[data["incident"]]
         inc, kind = o.incident, KINDS[o.incident.kind]
         node = self.nodes[o.node]
-        o.fired = True
+        if kind.scope == "job" and self.job["state"] != RUNNING:
+            self.deferred.append(o.incident.id)  # a program's fault needs the program: it comes once the job runs
+            return
+        o.fired, o.fired_at = True, self.t
         if kind.scope == "job":
-            if self.job["state"] not in (RUNNING,):
-                return self._void(o, f"the job was {self.job['state']}: no job to fault")
             if o.node not in self.job["world"]:  # the fault shows on a GPU of the job
                 o.node = self.job["world"][o.node % len(self.job["world"])]
                 node = self.nodes[o.node]
         elif node.state in ("drained", "replacing") or node.down:
-            return self._void(o, f"{node.name} was out of service")
+            # the hardware of the node the draw named is out: the fault strikes the next node in service
+            others = [self.nodes[(o.node + k) % len(self.nodes)] for k in range(1, len(self.nodes))]
+            serving = [n for n in others if n.state in ("ready", "cordoned") and not n.down]
+            if not serving:
+                return self._void(o, "no node was in service")
+            o.node, node = serving[0].index, serving[0]
         where = {"node": node.name, "gpu": o.gpu} if o.gpu is not None else {"node": node.name}
         self.emit("fault", incident=inc.id, kind=inc.kind, cause=inc.cause, summary=kind.summary, **where)
         gpu = node.gpus[o.gpu] if o.gpu is not None else None
@@ -464,10 +475,22 @@ class Engine:
         if node.state != "drained":
             return "refused", f"drain {node.name} first: a node is replaced once it is drained"
         node.state = "replacing"
-        node.replacing_until = self.t + self.game.replace_node_s
+        if self.spares > 0:
+            self.spares -= 1
+            node.replacing_until = self.t + self.game.replace_node_s
+            how = f"a spare takes its place in {self.game.replace_node_s:g} s ({self.spares} spare(s) left)"
+            self._schedule(self.t + self.game.repair_node_s, "repaired", {"node": node.name})
+        else:
+            node.replacing_until = self.t + self.game.repair_node_s
+            how = f"no spare is left: it is back when repaired, in {self.game.repair_node_s:g} s"
         self._schedule(node.replacing_until, "replace_done", {"node": node.index})
-        self.emit("node", node=node.name, state="replacing", down=node.down, reason="swapping for a spare")
-        return "done", f"{node.name} goes for repair; a spare takes its place in {self.game.replace_node_s:g} s"
+        self.emit("node", node=node.name, state="replacing", down=node.down, reason=how)
+        return "done", f"{node.name} goes for repair; {how}"
+
+    def _on_repaired(self, data):
+        """The hardware taken out of a node that a spare replaced comes back from repair, as a spare."""
+        self.spares += 1
+        self.emit("spare", spares=self.spares, reason=f"the hardware taken out of {data['node']} is repaired")
 
     # ---- what each GPU shows --------------------------------------------------------------------------------
     def values(self, node: Node, gpu: Gpu) -> dict:
@@ -530,7 +553,9 @@ class Engine:
                           "in_job": n.index in self.job["world"] and self.job["state"] in ACTIVE,
                           "resetting": [g.index for g in n.gpus if g.resetting_until is not None],
                           "back_at": None if n.replacing_until is None else round(n.replacing_until, 1)})
+        costs = {k: getattr(self.game, k) for k in ("restart_job_s", "reset_gpu_s", "replace_node_s", "repair_node_s")}
         return {"t": round(self.t, 3), "duration_s": self.game.duration_s, "ended": self.ended, "job": job,
+                "costs": costs, "time_scale": self.game.time_scale, "spares": self.spares,
                 "nodes": nodes, "goodput_so_far": round(self.work / max(self.game.nodes * self.game.gpus_per_node
                                                                           * max(self.t, 1e-9), 1e-9), 4)}
 

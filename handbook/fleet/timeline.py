@@ -4,6 +4,7 @@ A timeline is a TOML file (handbook/fleet/timelines/*.toml, or the instructors' 
 
     description = "one line"
     nodes = 4                  # 8 GPUs each
+    spares = 2                 # spare nodes ready to swap in; a replaced node's hardware becomes one after repair
     duration_s = 5400          # the game day: 90 minutes of wall clock
     time_scale = 1.0           # 1 for a game day; the CI timeline is the same game 20x faster (0.05)
 
@@ -16,7 +17,8 @@ A timeline is a TOML file (handbook/fleet/timelines/*.toml, or the instructors' 
     [costs]                    # what each action costs (docs/troubleshooting/decision.md), in seconds
     restart_job_s = 180        # relaunch and load the last checkpoint
     reset_gpu_s = 150          # nvidia-smi -r, then dcgmi diag -r 2 (about 2 min) before the GPU is used again
-    replace_node_s = 900       # swap a drained node for a spare
+    replace_node_s = 600       # swap a drained node for a spare
+    repair_node_s = 14400      # a node with no spare to replace it waits this long for repair (RMA: hours)
 
     [draw]                     # incidents drawn from the published failure mix (faults.py), from the seed
     count = 6
@@ -50,9 +52,9 @@ TIMELINES = Path(__file__).resolve().parent / "timelines"
 GPUS_PER_NODE = 8
 SECRET_ENV = "HANDBOOK_COURSE_SECRET"
 GAME_FORMAT = "handbook-fleet-game/1"
-TOP_KEYS = {"description", "nodes", "duration_s", "time_scale", "job", "costs", "draw", "incident"}
+TOP_KEYS = {"description", "nodes", "spares", "duration_s", "time_scale", "job", "costs", "draw", "incident"}
 JOB_KEYS = {"step_s": 2.0, "checkpoint_every_s": 600.0, "min_nodes": 2, "watchdog_s": 600.0}
-COST_KEYS = {"restart_job_s": 180.0, "reset_gpu_s": 150.0, "replace_node_s": 900.0}
+COST_KEYS = {"restart_job_s": 180.0, "reset_gpu_s": 150.0, "replace_node_s": 600.0, "repair_node_s": 14400.0}
 DRAW_KEYS = {"count", "first_s", "gap_s"}
 INCIDENT_KEYS = {"at_s", "kind", "node", "gpu"}
 
@@ -81,6 +83,8 @@ class Game:
     restart_job_s: float
     reset_gpu_s: float
     replace_node_s: float
+    repair_node_s: float
+    spares: int = 0
     incidents: tuple = ()
     seed: str = ""
     learner: str = ""
@@ -167,6 +171,7 @@ def load(name: str, seed: str = "", learner: str = "") -> Game:
     if not isinstance(data.get("description"), str) or not data["description"].strip():
         raise FleetError(f'{where}: add a one-line description = "..."')
     nodes = _number(data, "nodes", 4, where, 1, integer=True)
+    spares = _number(data, "spares", 0, where, 0, integer=True)
     duration = _number(data, "duration_s", 5400, where)
     scale = _number(data, "time_scale", 1.0, where)
     if scale <= 0:
@@ -224,7 +229,8 @@ def load(name: str, seed: str = "", learner: str = "") -> Game:
         node = rng.randrange(nodes) if node is None else node
         gpu = (rng.randrange(GPUS_PER_NODE) if gpu is None else gpu) if KINDS[kind].scope != "node" else None
         incidents.append(Incident(f"i{number}", float(at), kind, node, gpu, cause))
-    return Game(name=path.stem, description=data["description"].strip(), nodes=nodes, duration_s=float(duration),
+    return Game(name=path.stem, description=data["description"].strip(), nodes=nodes, spares=spares,
+                duration_s=float(duration),
                 time_scale=float(scale), incidents=tuple(incidents), seed=seed, learner=learner,
                 **{k: (v if k == "min_nodes" else float(v)) for k, v in tables.items()})
 
