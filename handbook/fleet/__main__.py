@@ -71,7 +71,6 @@ def cmd_start(args) -> int:
     exporter = Path(args.exporter) if args.exporter else EXPORTER
     if not exporter.is_file():
         raise FleetError(f"--exporter {exporter}: no such file")
-    args.dir.mkdir(parents=True, exist_ok=True)
     fleet = Fleet(args.dir, game, base_port=args.base_port, interval=args.interval, exporter=exporter.resolve())
     return fleet.run()
 

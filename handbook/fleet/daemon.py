@@ -125,8 +125,8 @@ class Fleet:
         state_note = ""
         try:
             journal.read_state(self.folder)
-        except FleetError as err:
-            state_note = f" ({err}; rebuilt from the event log)"
+        except FleetError:
+            state_note = f" ({journal.STATE} was missing or corrupt: rebuilt from {journal.EVENTS})"
         self.epoch, self.ports, self.interval = first["epoch"], first["ports"], first.get("interval", self.interval)
         engine = journal.rebuild(events, str(log))
         if any(e["type"] == "game_over" for e in events):
