@@ -59,6 +59,25 @@ def prometheus_config(folder: Path, control_port: int, scrape_s: float, rule_fil
     return config
 
 
+def query(url: str, promql: str) -> list:
+    from urllib.parse import quote
+
+    return json.loads(urllib.request.urlopen(f"{url}/api/v1/query?query={quote(promql)}", timeout=10).read())[
+        "data"]["result"]
+
+
+def scrape_counts(url: str, seconds: float) -> dict:
+    """{instance: {"node": ..., "up": successful scrapes, "scrapes": scrapes}} over the last `seconds`."""
+    window = f"{max(1, int(seconds) + 1)}s"
+    out = {}
+    for kind, promql in (("up", f"sum_over_time(up[{window}])"), ("scrapes", f"count_over_time(up[{window}])")):
+        for row in query(url, promql):
+            entry = out.setdefault(row["metric"]["instance"], {"node": row["metric"].get("node", ""),
+                                                               "job": row["metric"].get("job", "")})
+            entry[kind] = int(float(row["value"][1]))
+    return out
+
+
 def wait_for(url: str, deadline: float) -> bool:
     while time.monotonic() < deadline:
         try:
@@ -119,6 +138,7 @@ def run(folder: Path, timeline_name: str = "ci", responder: str | None = "decisi
         if fleet.poll() is None:
             raise FleetError(f"the fleet did not end its game in time: see {folder}/fleet.log")
         targets = json.loads(urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5).read())["data"]
+        scrapes = scrape_counts(url, time.monotonic() - started)
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -130,7 +150,7 @@ def run(folder: Path, timeline_name: str = "ci", responder: str | None = "decisi
                 proc.kill()
                 proc.wait()
     return {"events": folder / "fleet-run" / journal.EVENTS, "game": game, "wall_s": time.monotonic() - started,
-            "targets": targets, "prometheus": url}
+            "targets": targets, "scrapes": scrapes, "prometheus": url}
 
 
 def main(argv=None) -> int:
