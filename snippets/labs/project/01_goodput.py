@@ -107,7 +107,8 @@ def main(argv=None) -> int:
         print(f"\nGPU-hours lost by incident ({name}):")
         for iid, i in r["incidents"].items():
             if iid == "none":
-                print(f"  {'no incident (the operator own actions)':<44} {i['gpu_hours_lost']:6.2f}")
+                label = "no incident (the operator's own actions)"
+                print(f"  {label:<44} {i['gpu_hours_lost']:6.2f}")
             else:
                 where = i["node"] + ("" if i.get("gpu") is None else f" GPU {i['gpu']}")
                 print(f"  {iid:<3} {i['kind']:<17} {where:<13} at {i['t']:6.0f} s {i['gpu_hours_lost']:6.2f}")
