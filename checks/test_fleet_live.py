@@ -73,10 +73,10 @@ def test_the_reference_passes_and_the_baselines_fail(games):
 
 def test_real_alerts_named_every_incident_within_the_target(games):
     result = graded(games, "reference")
-    full_s = KEY["detect"]["full_s"] * 0.05
+    zero_s = KEY["detect"]["zero_s"] * 0.05  # no credit after this; a few seconds on an idle machine
     for iid, row in result["incidents"].items():
         assert row["detected_by"] and row["detected_by"].startswith(("Gpu", "Training")), (iid, row)
-        assert row["detected_after_s"] <= full_s, (iid, row)
+        assert row["detected_after_s"] <= zero_s / 3, (iid, row)
     events = journal.read_events(run_of(games, "reference")["events"])
     alerts = {e["name"] for e in events if e["type"] == "alert"}
     assert {"GpuXidError", "GpuXidApplicationError", "GpuRowRemapPending", "TrainingJobDown"} <= alerts

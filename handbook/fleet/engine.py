@@ -308,6 +308,8 @@ class Engine:
             self.deferred.append(o.incident.id)  # a program's fault needs the program: it comes once the job runs
             return
         o.fired, o.fired_at = True, self.t
+        if kind.job == "hang":
+            o.gpu = None  # every rank waits in the collective: no one GPU shows it
         if kind.scope == "job":
             if o.node not in self.job["world"]:  # the fault shows on a GPU of the job
                 o.node = self.job["world"][o.node % len(self.job["world"])]

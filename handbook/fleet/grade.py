@@ -240,7 +240,7 @@ def summary(graded: dict) -> str:
     for iid, r in graded["incidents"].items():
         detected = "never detected" if r["detected_after_s"] is None else \
             f"detected after {r['detected_after_s']:g} s by {r['detected_by']}"
-        where = r["node"] + ("" if r["gpu"] is None else f" GPU {r['gpu']}")
+        where = "the whole job" if r["kind"] == "hang" else r["node"] + ("" if r["gpu"] is None else f" GPU {r['gpu']}")
         lines.append(f"  {iid} {r['kind']} on {where} at {r['start_s']:g} s: {detected}; remedy credit "
                      f"{r['remedy_credit']:g}, {r['wrong_actions']} wrong; {r['gpu_hours_lost']:.2f} GPU-hours lost")
     for u in graded["unwarranted_actions"]:

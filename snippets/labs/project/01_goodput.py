@@ -110,7 +110,7 @@ def main(argv=None) -> int:
                 label = "no incident (the operator's own actions)"
                 print(f"  {label:<44} {i['gpu_hours_lost']:6.2f}")
             else:
-                where = i["node"] + ("" if i.get("gpu") is None else f" GPU {i['gpu']}")
+                where = "whole job" if i["kind"] == "hang" else i["node"] + ("" if i.get("gpu") is None else f" GPU {i['gpu']}")
                 print(f"  {iid:<3} {i['kind']:<17} {where:<13} at {i['t']:6.0f} s {i['gpu_hours_lost']:6.2f}")
     if args.json:
         chart = {"title": "Work kept during the game day", "x": {"label": "time", "unit": "min"},
