@@ -468,3 +468,20 @@ def test_the_fleet_saves_every_event_and_resumes_where_it_stopped(tmp_path):
     events = journal.read_events(tmp_path / "fleet-run" / "events.jsonl")
     assert [e["type"] for e in events].count("fleet_resumed") == 1 and events[-1]["type"] == "fleet_stopped"
     journal.rebuild(events, "events.jsonl")
+
+
+def test_the_jobs_metrics_carry_full_precision_timestamps(tmp_path, monkeypatch):
+    """Seen failing before the fix: 6 significant digits put the last step ~1000 s in the past, and the job's
+    TrainingJobStalled alert fired on a healthy job."""
+    from handbook.fleet.daemon import Fleet
+    from handbook.fleet.harness import free_base
+
+    monkeypatch.chdir(tmp_path)
+    fleet = Fleet(Path("relative-run"), timeline.load("ci"), base_port=free_base(5), quiet=True)
+    try:
+        assert fleet.folder.is_absolute()  # the exporters run in it: their scenario paths must not be relative
+        metrics = dict(line.rsplit(" ", 1) for line in fleet.job_metrics().splitlines() if not line.startswith("#"))
+        assert abs(float(metrics["training_last_step_timestamp_seconds"]) - time.time()) < 5
+        assert metrics['training_job_state{state="running"}'] == "1" and metrics["training_world_size_gpus"] == "32"
+    finally:
+        fleet.journal.close()
