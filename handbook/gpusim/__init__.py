@@ -19,6 +19,7 @@ import os
 import re
 import sys
 
+from . import live
 from .scenario import SCENARIO_DIR, ScenarioError, available, load, shown
 
 ENV_SCENARIO = "HANDBOOK_GPUSIM"
@@ -80,6 +81,9 @@ def simulated_module(scenario: str, *, speed: float | None = None, at: float | N
         raise ScenarioError(f"speed={speed}, at={at}: speed must be > 0 and at >= 0")
     played = load(name)
     module = nvml.build(played, speed, at)
+    follow_from = live.epoch() if spec_at is None else None  # HANDBOOK_GPUSIM_FOLLOW: a file written as it plays
+    if follow_from is not None:
+        live.follow(module, played.path, follow_from)
     if banner:
         details = "" if (speed, at) == (1.0, 0.0) else f", starting {at:g}s in, {speed:g}x speed"
         gpus = f"{len(played.gpus)} GPU(s)" if not played.init_error else f"nvmlInit fails: {played.init_error}"
@@ -117,6 +121,7 @@ def child_env(scenario: str, speed: float | None = None, base=None) -> dict:
     if speed is not None:
         env[ENV_SPEED] = str(speed)
     env.pop(ENV_AT, None)  # NAME@SECONDS in the scenario carries the start offset
+    env.pop(live.ENV_FOLLOW, None)  # a scenario of its own is not the fleet node's file (see live.py)
     package_root = SHIM_DIR.parent.parent.parent  # the directory holding the `handbook` package
     env["PYTHONPATH"] = os.pathsep.join(
         [str(SHIM_DIR), str(package_root)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
