@@ -17,6 +17,7 @@ import pytest
 from handbook import ROOT, gpusim
 from handbook.fleet import FleetError, faults, grade, journal, nodes, policies, rules, timeline
 from handbook.fleet.engine import Engine, replay
+from handbook.quiz import variants
 
 PROJECT = ROOT / "snippets" / "labs" / "project"
 GOODPUT = PROJECT / "01_goodput.py"  # labs/project/01_goodput.py
@@ -72,9 +73,13 @@ def test_the_learners_seed_is_hmac_of_the_course_secret(monkeypatch):
     bob = timeline.for_learner(gameday, "bob", "s3cret")
     assert alice.digest() == again.digest() != bob.digest() != timeline.for_learner(gameday, "alice", "other").digest()
     assert alice.learner == "alice" and len(alice.incidents) >= 6
-    monkeypatch.delenv(timeline.SECRET_ENV, raising=False)
-    with pytest.raises(FleetError, match="HANDBOOK_COURSE_SECRET is not set"):
+    monkeypatch.delenv(variants.SECRET_ENV, raising=False)
+    monkeypatch.setattr(variants, "SECRET_FILE", gameday_dir := Path(gameday).parent / "no-such-secret")
+    with pytest.raises(FleetError, match="per-learner timelines need the course secret, the quiz's: no course secret"):
         timeline.for_learner(gameday, "alice")
+    monkeypatch.setenv(variants.SECRET_ENV, "x" * 40)
+    assert timeline.for_learner(gameday, "alice").digest() == timeline.for_learner(gameday, "alice", "x" * 40).digest()
+    assert not gameday_dir.exists()
 
 
 def test_a_game_file_round_trips_and_an_edited_one_is_refused(tmp_path):

@@ -38,7 +38,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import random
 import tomllib
 import zlib
@@ -50,7 +49,6 @@ from .faults import KINDS, MIX
 
 TIMELINES = Path(__file__).resolve().parent / "timelines"
 GPUS_PER_NODE = 8
-SECRET_ENV = "HANDBOOK_COURSE_SECRET"
 GAME_FORMAT = "handbook-fleet-game/1"
 TOP_KEYS = {"description", "nodes", "spares", "duration_s", "time_scale", "job", "costs", "draw", "incident"}
 JOB_KEYS = {"step_s": 2.0, "checkpoint_every_s": 600.0, "min_nodes": 2, "watchdog_s": 600.0}
@@ -128,11 +126,13 @@ def seed_for(secret: str, learner: str) -> str:
 
 
 def course_secret() -> str:
-    secret = os.environ.get(SECRET_ENV, "")
-    if not secret:
-        raise FleetError(f"{SECRET_ENV} is not set: per-learner timelines need the course secret (the one the "
-                         "quiz uses); export it in the instructor's shell, never in a learner's")
-    return secret
+    """The quiz's course secret ($HANDBOOK_QUIZ_SECRET, else instructor/quiz/course-secret): one per cohort."""
+    from ..quiz import QuizError, variants
+
+    try:
+        return variants.load_secret().decode("utf-8")
+    except QuizError as err:
+        raise FleetError(f"per-learner timelines need the course secret, the quiz's: {err}") from None
 
 
 def find(name: str) -> Path:
