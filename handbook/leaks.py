@@ -160,13 +160,16 @@ def course_secrets(instructor: Path = INSTRUCTOR) -> list[tuple[str, str]]:
 
 
 def _public_lines(root: Path, docs: Path) -> set[str]:
-    """Normalized lines learners see anyway: every file under docs/ and the simulator's public scenarios and
-    practice drills. A line of an instructor data file that is also here (a scenario's `[[gpu]]` table, a stem the
-    bank publishes) is no evidence of a leak."""
+    """Normalized lines learners see anyway: every file under docs/, the snippets that are not solutions, and the
+    handbook's machinery with the simulator's public scenarios and practice drills. A line of an instructor data
+    file or program that is also here (a scenario's `[[gpu]]` table, a stem the bank publishes,
+    `if __name__ == "__main__":`) is no evidence of a leak."""
     lines: set[str] = set()
+    solutions = solution_snippets(root / "instructor")
     sources = [p for p in docs.rglob("*") if p.is_file()]
-    for folder in (root / "handbook" / "gpusim" / "scenarios", root / "handbook" / "drills"):
-        sources += [p for p in folder.glob("*.toml") if p.is_file()] if folder.is_dir() else []
+    sources += [p for p in (root / "snippets").rglob("*") if p.is_file() and p not in solutions
+                and not p.name.endswith(".rec.json")]
+    sources += [p for p in (root / "handbook").rglob("*") if p.suffix in (".py", ".toml") and p.is_file()]
     for path in sources:
         if path.suffix.lower() in BINARY:
             continue
