@@ -110,9 +110,12 @@ def nvml_probe() -> dict:
 
     import ctypes
 
+    # The GPU the captures' first rows describe: nvidia-smi's GPU 0, taken by UUID so NVML reads that very board
+    # (NVML ignores CUDA_VISIBLE_DEVICES; the CUDA child of busy_capture only makes a process to list).
+    first = run(["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader", "-i", "0"])["stdout"].strip()
     pynvml.nvmlInit()
     try:
-        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        h = pynvml.nvmlDeviceGetHandleByUUID(first) if first.startswith("GPU-") else pynvml.nvmlDeviceGetHandleByIndex(0)
         fields = {name: getattr(pynvml, name) for name in dir(pynvml) if name.startswith("NVML_FI_DEV_") and any(
             key in name for key in ("GPU_RECOVERY_ACTION", "CLOCKS_EVENT_REASON", "PERF_POLICY_POWER"))}
         values = {}
@@ -127,7 +130,8 @@ def nvml_probe() -> dict:
         fabric_result = read(pynvml.nvmlDeviceGetGpuFabricInfo, h, ctypes.byref(fabric))
         v1, v2 = read(pynvml.nvmlDeviceGetMemoryInfo, h), read(pynvml.nvmlDeviceGetMemoryInfo, h, pynvml.nvmlMemory_v2)
         return {
-            "name": read(pynvml.nvmlDeviceGetName, h), "driver": read(pynvml.nvmlSystemGetDriverVersion),
+            "name": read(pynvml.nvmlDeviceGetName, h), "uuid": read(pynvml.nvmlDeviceGetUUID, h),
+            "driver": read(pynvml.nvmlSystemGetDriverVersion),
             "field_values": values,
             "sram": sram_result if isinstance(sram_result, str) else {
                 "threshold_exceeded": sram.bThresholdExceeded, "aggregate_unc_secded": sram.aggregateUncSecDed,
