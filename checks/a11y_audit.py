@@ -43,7 +43,7 @@ async ({seen, structural, colour, tags, colourRules}) => {
   const problems = [];
   const report = (result) => {
     for (const v of result.violations) for (const n of v.nodes)
-      problems.push({rule: v.id, impact: v.impact, target: n.target.join(" "),
+      problems.push({rule: v.id, impact: v.impact, target: n.target.join(" "), html: (n.html || "").slice(0, 160),
                      summary: (n.failureSummary || v.help).replace(/\\s+/g, " ").trim()});
   };
   if (structural) {
@@ -139,11 +139,12 @@ class Sizes:
 class Auditor:
     """One browser context on one served site: loads pages offline, audits them, weighs them."""
 
-    def __init__(self, browser, base: str, site: Path, viewport=(1280, 900)):
+    def __init__(self, browser, base: str, site: Path, viewport=(1280, 900), axe: bool = True):
         self.base, self.site, self.sizes = base, site, Sizes(site)
         self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                            reduced_motion="reduce")
-        self.context.add_init_script(script=axe_script())
+        if axe:
+            self.context.add_init_script(script=axe_script())
         self.external: dict[str, str] = {}  # host -> the page that asked for it
         self.current = ""
         self.context.route(lambda url: not url.startswith(base), self._refuse)
@@ -184,7 +185,7 @@ class Auditor:
             out = self.page.evaluate(AUDIT_JS, {"seen": self.seen[palette], "structural": palette == "light",
                                                 "colour": True, "tags": TAGS, "colourRules": COLOUR_RULES})
             self.seen[palette] += out["fresh"]
-            result.problems += [f"{name} [{palette}] {p['rule']} ({p['impact']}): {p['target']}: {p['summary']}"
+            result.problems += [f"{name} [{palette}] {p['rule']} ({p['impact']}): {p['target']} {p['html']}: {p['summary']}"
                                 for p in out["problems"]]
         self.page.locator(PALETTE_TOGGLE).click()  # back to light for the next page (Material remembers it)
         return result
