@@ -1,7 +1,8 @@
 """Two editions from one source: the learner edition (mkdocs.yml) holds no quiz key and no lab solution; the
 instructor edition (mkdocs.instructor.yml) adds them (handbook/editions.py, handbook/leaks.py).
 
-One strict build of each edition per session; the planted leaks are planted in one copy of the learner build.
+One strict build of each edition per run (checks/conftest.py, shared with the browser checks); the planted leaks
+are planted in one copy of the learner build.
 """
 import gzip
 import json
@@ -16,15 +17,9 @@ import yaml
 
 from handbook import DOCS, INSTRUCTOR, ROOT, SNIPPETS, blocks, leaks, site_crawl
 from handbook.quiz import KEY, bank
-from site_builds import strict_build
 
 pytestmark = pytest.mark.timeout(600)
 LABS = ("lab1", "lab2", "lab3")
-
-
-@pytest.fixture(scope="session")
-def instructor_site(tmp_path_factory):
-    return strict_build("mkdocs.instructor.yml", tmp_path_factory.mktemp("instructor") / "site")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ Calculators are deterministic and take well under a second, so the page always s
 prints today: no output is typed or committed. A calculator that fails, or a price without a source or date,
 fails the build with docs/page.md:LINE.
 """
-import base64
 import functools
 import json
 import shlex
@@ -89,11 +88,9 @@ def calculator_markdown(spec: str, snippet_dir: Path, where: str, as_markdown: b
             continue
         if isinstance(data, dict) and "chart" in data:
             try:
-                svg = charts.svg(data["chart"])
+                lines += charts.markdown(data["chart"])  # the chart, its data in words and as a table
             except charts.ChartError as err:
                 raise PluginError(f"{where}: {name} from snippets/{words[0]}: {err}") from None
-            uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-            lines += [f"![{data['chart']['title']}]({uri}){{ .recording-chart }}", ""]
     return lines
 
 

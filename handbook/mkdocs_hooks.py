@@ -13,7 +13,6 @@
 - docs/demos/index.md: `<!-- recordings-index -->` becomes a table of every recording with its headline figure
   (docs/demos/headlines.toml), card, date, freshness and environment drift.
 """
-import base64
 import json
 import re
 import tomllib
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-from handbook import blocks, calculators, charts, fence_options, figures, notebooks, recordings, snippets
+from handbook import blocks, calculators, charts, fence_options, figures, image_text, notebooks, recordings, snippets
 
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 INDEX_MARKER = "<!-- recordings-index -->"
@@ -117,22 +116,28 @@ def recording_markdown(block: blocks.Block) -> list[str]:
     out = ["", *head, f"    {rec.provenance_line}", "", "    ```text"]
     out += [f"    {line}" for line in data["stdout"].rstrip("\n").split("\n")]
     out += ["    ```", ""]
+    # Charts: the image with its data in words, then its numbers as a table (handbook/charts.py). The build inlines
+    # them as data: URIs; handbook/a11y_hook.py turns every one into a cached file.
     for spec in charts.charts_in(data["artifacts"]):
-        uri = "data:image/svg+xml;base64," + base64.b64encode(charts.svg(spec).encode()).decode()
-        out += [f"    ![{spec['title']}]({uri}){{ .recording-chart }}", ""]
+        out += [f"    {line}" if line else "" for line in charts.markdown(spec)]
     images = {name: f"data:{a['media_type']};base64,{a['base64']}" for name, a in data["artifacts"].items() if "media_type" in a}
+    # Images a program drew itself (Lab 2's REPORT.md charts) have no chart spec: their text alternative, with its
+    # figures, is written in docs/demos/image-text.toml and rendered from this recording.
+    alts = {name: image_text.alt(block.snippet.path, name) for name in images}
     reports = {name: a["text"] for name, a in data["artifacts"].items() if name.endswith(".md") and "text" in a}
     shown_in_reports = set()
     for name, text in reports.items():
         # A markdown report the program wrote (e.g. Lab 2's REPORT.md), its images inlined from the recording.
         for image, uri in images.items():
-            if f"]({image})" in text:
-                text, _ = text.replace(f"]({image})", f"]({uri})"), shown_in_reports.add(image)
+            pattern = re.compile(rf"!\[[^\]]*\]\({re.escape(image)}\)")
+            if pattern.search(text):
+                text = pattern.sub(lambda _: charts.image_html(uri, alts[image]), text)
+                shown_in_reports.add(image)
         out += [f'    ??? abstract "{name}, as the program wrote it"', ""]
         out += [f"        {line}" if line else "" for line in demote_headings(text).split("\n")] + [""]
     for name, uri in images.items():
         if name not in shown_in_reports:
-            out += [f"    ![{name}]({uri}){{ .recording-chart }}", ""]
+            out += [f"    {charts.image_html(uri, alts[name])}", ""]
     return out
 
 

@@ -1,0 +1,42 @@
+/* Keyboard access to search results (checks/test_a11y.py tabs through them).
+   Material renders each result link with tabindex="-1" (arrow keys only) and closes the search on Tab, so Tab
+   from the search box landed on the hidden, 0-px results wrapper. Here, while the search is open, Tab moves from
+   the box through the results, each with a visible focus ring; leaving the search with Tab closes it. */
+(function () {
+  var toggle = document.getElementById("__search");
+  var search = document.querySelector(".md-search");
+  if (!toggle || !search) return;
+  var RESULTS = ".md-search-result__link, .md-search-result__more > summary";
+
+  function open() { return toggle.checked; }
+
+  function sync() {
+    var focusable = open();
+    search.querySelectorAll(RESULTS).forEach(function (el) { el.tabIndex = focusable ? 0 : -1; });
+    var wrap = search.querySelector(".md-search__scrollwrap");
+    // Its results take focus themselves and scroll it into view: the wrapper is no extra, empty tab stop.
+    if (wrap) wrap.tabIndex = -1;
+  }
+
+  function close() {
+    toggle.checked = false;
+    toggle.dispatchEvent(new Event("change"));
+    sync();
+  }
+
+  // Before Material's handler, which closes the search on Tab, and sends any other key (Shift of Shift+Tab
+  // included) to the search box: let the browser move focus through the results, forwards and back.
+  window.addEventListener("keydown", function (event) {
+    if (!open() || !search.contains(document.activeElement)) return;
+    var inResults = document.activeElement.closest(".md-search__output");
+    if (event.key === "Tab" || (inResults && ["Shift", "Control", "Alt", "Meta"].indexOf(event.key) >= 0)) {
+      event.stopImmediatePropagation();
+    }
+  }, true);
+  search.addEventListener("focusout", function (event) {
+    if (open() && event.relatedTarget && !search.contains(event.relatedTarget)) close();
+  });
+  toggle.addEventListener("change", sync);
+  new MutationObserver(sync).observe(search, { childList: true, subtree: true });
+  sync();
+})();
