@@ -72,14 +72,17 @@ def page_fences(path: Path, markdown: str, snippet_dir: Path) -> list[blocks.Blo
 
 
 def folded(block: blocks.Block, fence: list[str], indent: str) -> list[str]:
-    """A `fold` block inside a closed details box; its recorded output, inserted after the fence, stays outside."""
+    """A `fold` block inside a closed details box; its recorded output, inserted after the fence, stays outside.
+    The whole program stays out of the search index too: its lines are no answer to a search, and every page would
+    load their weight (the index is part of each page's cold load)."""
     if block.snippet:
         length = len(block.snippet.path.read_text(encoding="utf-8").splitlines())
         summary = f"The whole program: {block.snippet.path.name} ({length} lines)"
     else:
         summary = f"The whole {block.lang or 'block'} ({block.end_line - block.line - 1} lines)"
     inner = [f"{indent}    {line[len(indent):]}" if line.strip() else "" for line in fence]
-    return [f'{indent}??? abstract "{summary}"', "", *inner]
+    return [f"{indent}<div data-search-exclude markdown>", "", f'{indent}??? abstract "{summary}"', "", *inner, "",
+            f"{indent}</div>", ""]
 
 
 def display_info(block: blocks.Block) -> str:
