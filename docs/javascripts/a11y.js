@@ -40,3 +40,28 @@
   new MutationObserver(sync).observe(search, { childList: true, subtree: true });
   sync();
 })();
+
+/* A table too wide for the page scrolls sideways in Material's wrapper: a keyboard user must be able to focus it to
+   scroll it (WCAG 2.1.1; axe's scrollable-region-focusable). Only wrappers that do scroll become tab stops. */
+(function () {
+  function label() {
+    document.querySelectorAll(".md-typeset__scrollwrap").forEach(function (wrap) {
+      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+      if (scrolls && !wrap.hasAttribute("tabindex")) {
+        wrap.tabIndex = 0;
+        wrap.setAttribute("role", "region");
+        wrap.setAttribute("aria-label", "Table (scrolls sideways)");
+      } else if (!scrolls && wrap.getAttribute("role") === "region") {
+        wrap.removeAttribute("tabindex");
+        wrap.removeAttribute("role");
+        wrap.removeAttribute("aria-label");
+      }
+    });
+  }
+  if (window.document$ && window.document$.subscribe) {
+    window.document$.subscribe(function () { requestAnimationFrame(label); });
+  } else {
+    window.addEventListener("load", label);
+  }
+  window.addEventListener("resize", label);
+})();
