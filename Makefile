@@ -36,8 +36,8 @@ $(VENV)/.test-installed: pyproject.toml checks/constraints.txt | $(BIN)/python
 system-deps:
 	@bash checks/install-system-deps.sh
 
-# The learner repository (handbook/learner_repo): what learners clone, generated from the committed tree with a
+# The learner repository (handbook/site/learner_repo): what learners clone, generated from the committed tree with a
 # history of its own; OUT is a new folder, or an earlier learner repository to add a commit to.
 learner-repo: $(VENV)/.site-installed
 	@test -n "$(OUT)" || { echo "make learner-repo: name its folder, e.g. make learner-repo OUT=../mod107-learner" >&2; exit 2; }
-	$(BIN)/python -m handbook.learner_repo "$(OUT)"
+	$(BIN)/python -m handbook.site.learner_repo "$(OUT)"

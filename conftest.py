@@ -1,2 +1,2 @@
 """Loads the handbook harness for any pytest run in this repository, `pytest docs/page.md` included."""
-pytest_plugins = ["handbook.pytest_plugin"]
+pytest_plugins = ["handbook.harness.plugin"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import a11y_audit
-from handbook import site_crawl
+from handbook.site import crawl
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
@@ -43,13 +43,13 @@ def browser():
 
 @pytest.fixture(scope="module")
 def learner(learner_site):
-    with site_crawl.serve(learner_site) as base:
+    with crawl.serve(learner_site) as base:
         yield {"site": learner_site, "base": base}
 
 
 @pytest.fixture(scope="module")
 def instructor(instructor_site):
-    with site_crawl.serve(instructor_site) as base:
+    with crawl.serve(instructor_site) as base:
         yield {"site": instructor_site, "base": base}
 
 
@@ -306,7 +306,7 @@ def top_level_titles(config_nav) -> list[str]:
     return titles
 
 
-NAV_TITLES = top_level_titles(site_crawl.load_mkdocs_yml(ROOT)["nav"])
+NAV_TITLES = top_level_titles(crawl.load_mkdocs_yml(ROOT)["nav"])
 SPACES = "(s) => s.replace(/\\s+/g, ' ').trim()"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import site_crawl
+from handbook.site import crawl
 from site_builds import trim_docs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ COPY_BUTTON = "button.md-code__button[data-md-type=copy], button.md-clipboard"
 
 
 def run_release(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "handbook.release", *args], cwd=repo, env=site_crawl.git_env(),
+    return subprocess.run([sys.executable, "-m", "handbook.release", *args], cwd=repo, env=crawl.git_env(),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -51,21 +51,21 @@ def site(tmp_path_factory):
     pages (what the checks read of it: its home and the lab page the version selector switches to), the newer one
     the working tree."""
     tmp = tmp_path_factory.mktemp("browser-site")
-    repo = site_crawl.copy_working_tree(ROOT, tmp / "handbook")
+    repo = crawl.copy_working_tree(ROOT, tmp / "handbook")
     full_docs, full_config = shutil.copytree(repo / "docs", tmp / "docs"), (repo / "mkdocs.yml").read_bytes()
     trim_docs(repo, {"index.md": f"# Cohort {OLD}\n\nThe [first lab]({OLD_LAB}).\n",
                      OLD_LAB: "# Lab 1\n\nThe lab as this cohort ran it.\n"})
-    site_crawl.init_repo(repo, f"cohort {OLD}")
+    crawl.init_repo(repo, f"cohort {OLD}")
     release(repo, OLD, "--no-checks")
     shutil.rmtree(repo / "docs")
     shutil.copytree(full_docs, repo / "docs")
     (repo / "mkdocs.yml").write_bytes(full_config)
-    site_crawl.commit_all(repo, f"cohort {NEW}")
+    crawl.commit_all(repo, f"cohort {NEW}")
     release(repo, NEW, "--no-checks")
-    pages = site_crawl.export_branch(repo, "gh-pages", tmp / "gh-pages")
-    with site_crawl.serve(pages) as base:
-        crawl = site_crawl.crawl(base + f"{NEW}/")
-        yield {"repo": repo, "dir": pages, "base": base, "crawl": crawl}
+    pages = crawl.export_branch(repo, "gh-pages", tmp / "gh-pages")
+    with crawl.serve(pages) as base:
+        found = crawl.crawl(base + f"{NEW}/")
+        yield {"repo": repo, "dir": pages, "base": base, "crawl": found}
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_retired_banner_only_on_retired_cohorts(browser, site):
     assert not banner(OLD) and not banner(NEW)
     try:
         release(repo, OLD, "--retire")
-        served.write_text(site_crawl.run_git(repo, "show", "gh-pages:versions.json"))
+        served.write_text(crawl.run_git(repo, "show", "gh-pages:versions.json"))
         assert banner(OLD) and not banner(NEW)
     finally:
         release(repo, OLD, "--unretire")
@@ -227,7 +227,7 @@ def test_copy_button_copies_the_exact_code(tab, site):
 def test_recorded_demo_shows_provenance_and_chart(tab, site):
     recorded = pages_matching(site, RECORDING)
     if not recorded:
-        pytest.skip('no page contains class="recording" yet: recordings are not published (see handbook/record.py)')
+        pytest.skip('no page contains class="recording" yet: recordings are not published (see handbook/recordings/recorder.py)')
     recorded = [p for p in recorded if "/labs/" in p][:2] + [p for p in recorded if "/labs/" not in p][:1]  # a sample
     charts = 0
     for path in recorded:
@@ -264,11 +264,11 @@ def test_no_console_errors(tab, site):
 def test_every_internal_link_resolves(site):
     crawl, base = site["crawl"], site["base"]
     assert len(crawl.pages) >= 10, f"only {len(crawl.pages)} pages crawled from {base}{NEW}/"
-    notes = site_crawl.crawl(base + f"{NEW}/release-notes/")
+    notes = crawl.crawl(base + f"{NEW}/release-notes/")
     broken = crawl.broken + notes.broken
     assert not broken, f"{len(broken)} broken internal link(s) in cohort {NEW}:\n" + "\n".join(broken)
     for path in ("", "versions.json", "latest/", f"{OLD}/", f"{NEW}/release-manifest.json"):
-        assert site_crawl._fetch(base + path)[0] == 200, path
+        assert crawl._fetch(base + path)[0] == 200, path
     versions = json.loads((site["dir"] / "versions.json").read_text())
     assert [v["version"] for v in versions] == [NEW, OLD]
 

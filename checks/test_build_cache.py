@@ -1,11 +1,13 @@
-"""The build's disk cache (handbook/build_cache.py): a hit only for the same inputs, a miss for any edit, no harm
+"""The build's disk cache (handbook/site/build_cache.py): a hit only for the same inputs, a miss for any edit, no harm
 from a damaged or unwritable cache, and calculators that need nothing but the standard library (their key's premise)."""
 import ast
 import sys
 
 import pytest
 
-from handbook import DOCS, SNIPPETS, build_cache, calculators, charts
+from handbook import DOCS, SNIPPETS
+from handbook.site import build_cache, calculators
+from handbook.recordings import charts
 
 SPEC = {"title": "t", "x": {"label": "n"}, "y": {"label": "v", "unit": "s"}, "series": {"a": [[1, 2.0], [2, 3.0]]}}
 MARKER = "<!-- calculator: capacity/training-sizing/01_gpu_days.py -->"

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 from mkdocs.exceptions import PluginError
 
-from handbook import DOCS, ROOT, SNIPPETS, calculators, mkdocs_hooks
+from handbook import DOCS, ROOT, SNIPPETS
+from handbook.site import calculators, hooks
 
 CAPACITY = SNIPPETS / "capacity"
 TRAINING = CAPACITY / "training-sizing/01_gpu_days.py"
@@ -525,6 +526,6 @@ def test_the_mkdocs_hook_expands_calculator_markers():
     page = DOCS / "capacity" / "training-sizing.md"
     fake_page = SimpleNamespace(file=SimpleNamespace(abs_src_path=str(page), src_path="capacity/training-sizing.md"))
     config = SimpleNamespace(docs_dir=str(DOCS), config_file_path=str(ROOT / "mkdocs.yml"))
-    shown = mkdocs_hooks.on_page_markdown("# t\n\n<!-- calculator: capacity/training-sizing/01_gpu_days.py -->\n",
+    shown = hooks.on_page_markdown("# t\n\n<!-- calculator: capacity/training-sizing/01_gpu_days.py -->\n",
                                           fake_page, config, None)
     assert "$ python snippets/capacity/training-sizing/01_gpu_days.py" in shown and "GPU-hours" in shown

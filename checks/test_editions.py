@@ -1,5 +1,5 @@
 """Two editions from one source: the learner edition (mkdocs.yml) holds no quiz key and no lab solution; the
-instructor edition (mkdocs.instructor.yml) adds them (handbook/editions.py, handbook/leaks.py).
+instructor edition (mkdocs.instructor.yml) adds them (handbook/site/editions.py, handbook/site/leaks.py).
 
 One strict build of each edition per run (checks/conftest.py, shared with the browser checks); the planted leaks
 are planted in one copy of the learner build.
@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handbook import DOCS, INSTRUCTOR, ROOT, SNIPPETS, blocks, leaks, site_crawl
-from handbook.quiz import KEY, bank
+from handbook import DOCS, INSTRUCTOR, ROOT, SNIPPETS
+from handbook.harness import blocks
+from handbook.site import leaks, crawl
+from handbook.course.quiz import KEY, bank
 
 pytestmark = pytest.mark.timeout(600)
 LABS = ("lab1", "lab2", "lab3")
@@ -140,10 +142,10 @@ def test_the_leak_command_says_what_leaked(learner_site, tmp_path):
     site = tmp_path / "site"
     (site / "assessment").mkdir(parents=True)
     shutil.copy(learner_site / "assessment" / "questions" / "index.html", site / "assessment" / "index.html")
-    ok = subprocess.run([sys.executable, "-m", "handbook.leaks", str(site)], capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "handbook.site.leaks", str(site)], capture_output=True, text=True)
     assert ok.returncode == 0 and "leaks: none" in ok.stdout
     shutil.copy(KEY, site / "assessment" / "key.yaml")
-    bad = subprocess.run([sys.executable, "-m", "handbook.leaks", str(site)], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "handbook.site.leaks", str(site)], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stdout.startswith("leak: assessment/key.yaml: has instructor material")
     assert "Traceback" not in bad.stderr
 
@@ -164,11 +166,11 @@ def test_instructor_edition_adds_the_key_solutions_and_notes(instructor_site):
 
 
 def test_instructor_config_inherits_the_learner_config():
-    learner = site_crawl.load_mkdocs_yml(ROOT)
+    learner = crawl.load_mkdocs_yml(ROOT)
     with open(ROOT / "mkdocs.instructor.yml", encoding="utf-8") as f:
         text = f.read()
     instructor = yaml.safe_load(text.replace("!!python/name:", ""))
     assert instructor["INHERIT"] == "mkdocs.yml"
     # INHERIT replaces lists: the hooks must be the learner's, in order, plus the overlay
-    assert instructor["hooks"] == [*learner["hooks"], "handbook/editions.py"]
-    assert "handbook/editions.py" not in learner["hooks"]
+    assert instructor["hooks"] == [*learner["hooks"], "handbook/site/editions.py"]
+    assert "handbook/site/editions.py" not in learner["hooks"]

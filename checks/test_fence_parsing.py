@@ -1,7 +1,7 @@
 """Unit checks of what the harness reads from a page: containers, options, requirements, includes."""
 import pytest
 
-from handbook import containers, requirements
+from handbook.harness import containers, requirements
 
 
 def test_flatten_keeps_line_numbers_and_dedents_container_bodies():
@@ -47,7 +47,7 @@ from pathlib import Path  # noqa: E402
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 from pymdownx.superfences import RE_NESTED_FENCE_START  # noqa: E402
 
-from handbook import blocks  # noqa: E402
+from handbook.harness import blocks  # noqa: E402
 
 LANGS = st.sampled_from(["python", "py", "python3", "console", "bash", "sh", "shell", "yaml", "text", "", "Python",
                          ".python", "c++", "python#x"])

@@ -8,22 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from handbook import DOCS, ROOT, SNIPPETS, blocks, figures, mkdocs_hooks, recordings, typed_figures
+from handbook import DOCS, ROOT, SNIPPETS, recordings
+from handbook.harness import blocks
+from handbook.recordings import figures, typed_figures
+from handbook.site import hooks
 
 PAGES = blocks.checked_pages()  # the learner's pages and the instructor edition's
 
 
-# Every page's figure references and typed figures are checked by its own page-checks item (handbook/page_checks.py),
+# Every page's figure references and typed figures are checked by its own page-checks item (handbook/harness/page_checks.py),
 # in the author's loop and in the full suite alike; the tests below prove the two checks themselves.
 
 
 def test_every_recording_has_a_headline_that_resolves():
-    headlines = mkdocs_hooks.load_headlines(DOCS)
+    headlines = hooks.load_headlines(DOCS)
     for page in PAGES:
         for block in blocks.parse_page(page):
             if block.recorded and recordings.state(block.snippet.path).data:
                 key = block.snippet.path.relative_to(SNIPPETS).with_suffix("").as_posix()
-                assert mkdocs_hooks.render_headline(headlines, key, DOCS, SNIPPETS)
+                assert hooks.render_headline(headlines, key, DOCS, SNIPPETS)
 
 
 # ---- the typed-figure check on planted pages ---------------------------------------------------------------
@@ -99,7 +102,7 @@ def scratch_site(tmp_path):
     (tmp_path / "mkdocs.yml").write_text(textwrap.dedent(f"""\
         site_name: scratch
         strict: true
-        hooks: [{ROOT / 'handbook/mkdocs_hooks.py'}]
+        hooks: [{ROOT / 'handbook/site/hooks.py'}]
         markdown_extensions: [admonition, attr_list, pymdownx.superfences]
         nav: [index.md, p/bw.md]
         """))
@@ -204,7 +207,7 @@ def test_a_recording_of_what_became_another_program_is_neither_shown_nor_quoted(
     shown = figures.render(page.read_text(), page, docs, snippets)
     assert "4.28" not in shown and shown.count("⟨not recorded yet⟩") == 2
     block = blocks.parse_page(page, snippets)[0]
-    notice = "\n".join(mkdocs_hooks.recording_markdown(block))
+    notice = "\n".join(hooks.recording_markdown(block))
     assert "Not recorded since it changed" in notice and "4275" not in notice
     assert "recorded when it was another program" in recordings.state(snippet).awaiting_line
 

@@ -14,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from handbook import ROOT, site_crawl
+from handbook import ROOT
+from handbook.site import crawl
 
 STARTUP_S = 240  # a cold pip install of the site's dependencies, then the first build
 
@@ -37,8 +38,8 @@ def status_of(url: str) -> int | None:
 
 @pytest.mark.timeout(STARTUP_S + 60)
 def test_make_serve_from_a_fresh_clone_serves_the_home_page_and_a_lab(tmp_path):
-    clone = site_crawl.copy_working_tree(ROOT, tmp_path / "handbook")
-    site_crawl.init_repo(clone)
+    clone = crawl.copy_working_tree(ROOT, tmp_path / "handbook")
+    crawl.init_repo(clone)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "NO_MKDOCS_2_WARNING")}
     log = tmp_path / "make-serve.log"

@@ -17,7 +17,7 @@ import pytest
 from handbook import ROOT, gpusim
 from handbook.fleet import FleetError, faults, grade, journal, nodes, policies, rules, timeline
 from handbook.fleet.engine import Engine, replay
-from handbook.quiz import variants
+from handbook.course.quiz import variants
 
 PROJECT = ROOT / "snippets" / "labs" / "project"
 GOODPUT = PROJECT / "01_goodput.py"  # labs/project/01_goodput.py

@@ -506,9 +506,9 @@ def test_malformed_mig_declarations_are_one_line_errors(tmp_path, body, message)
 
 def detect_under(name, visible):
     """requirements.detect() as a program would see it with the simulator as pynvml and this CUDA_VISIBLE_DEVICES."""
-    from handbook import requirements
+    from handbook.harness import requirements
 
-    code = ("import os, json; from handbook import requirements as r; hw = r.detect(); "
+    code = ("import os, json; from handbook.harness import requirements as r; hw = r.detect(); "
             "print(json.dumps({'gpus': hw.gpus, 'mem': hw.min_mem_bytes, 'why': hw.why_none, "
             "'uuids': [d.uuid for d in hw.devices]}))")
     env = gpusim.child_env(name, base={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"})
@@ -546,7 +546,7 @@ def test_detection_honours_cuda_visible_devices_indices_uuids_and_mig():
 @pytest.mark.gpu
 def test_detection_on_real_nvml_honours_cuda_visible_devices():
     """On the GPU runner: the same rules against the real driver."""
-    from handbook import requirements
+    from handbook.harness import requirements
 
     requirements._detect.cache_clear()
     everything = requirements._detect(None)

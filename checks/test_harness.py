@@ -36,7 +36,7 @@ def run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def gpu_here() -> bool:
-    from handbook import requirements
+    from handbook.harness import requirements
 
     return requirements.detect().gpus > 0
 
@@ -346,7 +346,7 @@ def test_fence_forms_superfences_accepts_are_collected(project):
 
 
 def test_auto_starts_three_workers_per_two_cores_and_none_for_one_page(monkeypatch):
-    from handbook import pytest_plugin
+    from handbook.harness import plugin
 
     monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
 
@@ -355,6 +355,6 @@ def test_auto_starts_three_workers_per_two_cores_and_none_for_one_page(monkeypat
             self.args = list(args)
 
     cores = os.cpu_count() or 1
-    assert pytest_plugin.pytest_xdist_auto_num_workers(Config("docs/page.md")) == 0
-    assert pytest_plugin.pytest_xdist_auto_num_workers(Config()) == max(1, 3 * cores // 2)
-    assert pytest_plugin.pytest_xdist_auto_num_workers(Config("docs", "checks")) == max(1, 3 * cores // 2)
+    assert plugin.pytest_xdist_auto_num_workers(Config("docs/page.md")) == 0
+    assert plugin.pytest_xdist_auto_num_workers(Config()) == max(1, 3 * cores // 2)
+    assert plugin.pytest_xdist_auto_num_workers(Config("docs", "checks")) == max(1, 3 * cores // 2)

@@ -1,4 +1,4 @@
-"""The learner repository (handbook/learner_repo): what learners clone, generated from this, the instructors' source.
+"""The learner repository (handbook/site/learner_repo): what learners clone, generated from this, the instructors' source.
 
 One scratch copy of the handbook (the working tree, committed) and one learner repository generated from it serve
 the whole file. What it holds is checked both ways: instructor files planted in every kind of place never reach it,
@@ -18,19 +18,21 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from handbook import ROOT, blocks, leaks, learner_repo, site_crawl
-from handbook import release as release_module
+from handbook import ROOT
+from handbook.harness import blocks
+from handbook.site import leaks, learner_repo, crawl
+from handbook.site import release as release_module
 
 pytestmark = pytest.mark.timeout(300)
-INSTRUCTOR_ONLY = ("handbook/quiz/key.py", "handbook/quiz/grade.py", "handbook/editions.py", "handbook/release.py",
-                   "handbook/leaks.py", "handbook/learner_repo/__init__.py", "mkdocs.instructor.yml")
+INSTRUCTOR_ONLY = ("handbook/course/quiz/key.py", "handbook/course/quiz/grade.py", "handbook/site/editions.py", "handbook/site/release.py",
+                   "handbook/site/leaks.py", "handbook/site/learner_repo/__init__.py", "mkdocs.instructor.yml")
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """The handbook as a commit would hold it, in a scratch repository (never the real one's git)."""
-    tree = site_crawl.copy_working_tree(ROOT, tmp_path_factory.mktemp("source") / "handbook")
-    site_crawl.init_repo(tree)
+    tree = crawl.copy_working_tree(ROOT, tmp_path_factory.mktemp("source") / "handbook")
+    crawl.init_repo(tree)
     return tree
 
 
@@ -56,7 +58,7 @@ def edited(tree: Path, rel: str, change):
 
 
 def tracked(repo: Path) -> set[str]:
-    return set(site_crawl.run_git(repo, "ls-files").split())
+    return set(crawl.run_git(repo, "ls-files").split())
 
 
 # ---- what it holds --------------------------------------------------------------------------------------------
@@ -64,8 +66,8 @@ def tracked(repo: Path) -> set[str]:
 def test_it_holds_the_learner_material_and_no_instructor_file(source, learner):
     files = tracked(learner)
     assert {"README.md", "Makefile", "pyproject.toml", "conftest.py", "mkdocs.yml", "docs/labs/lab2.md",
-            "snippets/labs/lab2/01_starter.py", "handbook/gpusim/__main__.py", "handbook/quiz/__main__.py",
-            "handbook/drills.py", "handbook/pytest_plugin.py"} <= files
+            "snippets/labs/lab2/01_starter.py", "handbook/gpusim/__main__.py", "handbook/course/quiz/__main__.py",
+            "handbook/course/drills.py", "handbook/harness/plugin.py"} <= files
     assert not [f for f in files if f.startswith(("instructor/", "checks/", ".github/")) or f in INSTRUCTOR_ONLY]
     # every lab solution: absent, or (a file a learner page shows sections of) those sections and blank lines only
     for path in leaks.solution_snippets(source / "instructor"):
@@ -75,10 +77,10 @@ def test_it_holds_the_learner_material_and_no_instructor_file(source, learner):
             assert kept and len(kept) < len(path.read_text().splitlines()), f"{rel} is in the learner repository whole"
             assert all(ln in path.read_text().splitlines() for ln in kept)
     # its own history: one commit, none of the source's objects
-    assert len(site_crawl.run_git(learner, "rev-list", "--all").split()) == 1
-    source_head = site_crawl.run_git(source, "rev-parse", "HEAD").strip()
+    assert len(crawl.run_git(learner, "rev-list", "--all").split()) == 1
+    source_head = crawl.run_git(source, "rev-parse", "HEAD").strip()
     assert subprocess.run(["git", "cat-file", "-e", source_head], cwd=learner).returncode != 0
-    assert f"at {source_head[:12]}" in site_crawl.run_git(learner, "log", "-1", "--format=%B")
+    assert f"at {source_head[:12]}" in crawl.run_git(learner, "log", "-1", "--format=%B")
 
 
 def test_every_learner_page_include_and_link_resolves_inside_it(learner):
@@ -125,8 +127,8 @@ def test_planted_instructor_files_never_reach_it(source, tmp_path):
         "instructor/labs/lab2.md": lambda t: t + '\n```python notest\n--8<-- "labs/lab2/06_tuned_solution.py"\n```\n',
         "snippets/labs/lab2/06_tuned_solution.py": lambda t: "print('the tuned trainer, instructors only')\n",
         "snippets/labs/lab3/99_scratch.py": lambda t: "print('included by no page')\n",
-        "handbook/quiz/answer_sheet.py": lambda t: "KEY = {'sm-meaning': 'b'}\n",
-        "handbook/quiz/key.py": lambda t: t + "\nfrom . import answer_sheet  # noqa: E402\n",
+        "handbook/course/quiz/answer_sheet.py": lambda t: "KEY = {'sm-meaning': 'b'}\n",
+        "handbook/course/quiz/key.py": lambda t: t + "\nfrom . import answer_sheet  # noqa: E402\n",
     }
     with contextlib.ExitStack() as stack:
         for rel, change in plants.items():
@@ -150,7 +152,7 @@ BAD = [  # (file, change, the text on the line the error must name, words it mus
      '--8<-- "labs/lab2/02_train.py"', "a lab solution"),
     ("docs/assessment/bank.yaml", lambda t: t + "# output: labs/lab1/02_gpu_exporter.py\n",
      "labs/lab1/02_gpu_exporter.py", "a lab solution"),
-    ("handbook/quiz/answers.py", lambda t: t.replace("\nfrom . import", "\nfrom . import grade  # noqa\nfrom . import", 1),
+    ("handbook/course/quiz/answers.py", lambda t: t.replace("\nfrom . import", "\nfrom . import grade  # noqa\nfrom . import", 1),
      "from . import grade", "instructor-only"),
 ]
 
@@ -168,8 +170,8 @@ def test_a_dirty_source_stops_it_with_file_and_line_and_writes_nothing(source, t
     out = tmp_path / "learner"
     with edited(source, "docs/labs/lab1.md", lambda t: t.replace("## Step 2", "## Step 2 (draft)", 1)) as path:
         line = path.read_text().splitlines().index("## Step 2 (draft) · Validate the environment") + 1
-        proc = subprocess.run([sys.executable, "-m", "handbook.learner_repo", str(out)], cwd=source,
-                              capture_output=True, text=True, env=site_crawl.git_env())
+        proc = subprocess.run([sys.executable, "-m", "handbook.site.learner_repo", str(out)], cwd=source,
+                              capture_output=True, text=True, env=crawl.git_env())
     assert proc.returncode == 1 and not out.exists()
     with pytest.raises(learner_repo.LearnerRepoError, match="inside the source repository"):
         learner_repo.generate(source / "learner", source)
@@ -233,7 +235,7 @@ def test_it_installs_and_runs_on_its_own_as_its_readme_says(learner, tmp_path):
     purelib = Path(subprocess.run([str(learner / ".venv/bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                   capture_output=True, text=True, check=True).stdout.strip())
     (purelib / "outer-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {k: v for k, v in site_crawl.git_env().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env = {k: v for k, v in crawl.git_env().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env.update(PIP_NO_DEPS="1", PIP_NO_BUILD_ISOLATION="false", PYTEST_XDIST_AUTO_NUM_WORKERS="0",
                HANDBOOK_DRILLS_DIR=str(tmp_path / "drills"))
     starter = next(b for b in blocks.parse_page(learner / "docs/labs/lab2.md", learner / "snippets")
@@ -283,23 +285,23 @@ def test_the_leak_check_reads_the_working_tree_and_the_whole_history(source, lea
     instructor page on a side branch, an instructor sentence in a tag's message; and a solution line in an
     untracked file. Each is found, once, and nothing else is."""
     repo = tmp_path / "clone"
-    site_crawl.run_git(tmp_path, "clone", "--quiet", str(learner), str(repo))
+    crawl.run_git(tmp_path, "clone", "--quiet", str(learner), str(repo))
     key_entry = re.search(r"^  [a-z0-9-]+:\n    answer: .+$", (source / "instructor/quiz/key.yaml").read_text(), re.M)[0]
     found = leaks.fragments(source / "instructor", source / "docs")
     sentence = next(f.text for f in found if f.source == "instructor/labs/lab3.md")
     solution_line = next(f.text for f in found if f.source == "snippets/labs/lab2/02_train.py")
     (repo / "docs" / "notes.md").write_text(f"# Notes\n\n{key_entry}\n")
-    site_crawl.commit_all(repo, "notes")
-    blob = site_crawl.run_git(repo, "rev-parse", "HEAD:docs/notes.md").strip()
+    crawl.commit_all(repo, "notes")
+    blob = crawl.run_git(repo, "rev-parse", "HEAD:docs/notes.md").strip()
     (repo / "docs" / "notes.md").unlink()
-    site_crawl.commit_all(repo, "notes removed")
-    site_crawl.run_git(repo, "checkout", "--quiet", "-b", "side")
+    crawl.commit_all(repo, "notes removed")
+    crawl.run_git(repo, "checkout", "--quiet", "-b", "side")
     (repo / "instructor").mkdir()
     (repo / "instructor" / "todo.md").write_text("# To do\n")
-    site_crawl.commit_all(repo, "side branch")
-    site_crawl.run_git(repo, "checkout", "--quiet", "main")
-    site_crawl.run_git(repo, "tag", "-a", "cohort-x", "-m", f"Cohort x. {sentence}")
-    tag = site_crawl.run_git(repo, "rev-parse", "cohort-x").strip()
+    crawl.commit_all(repo, "side branch")
+    crawl.run_git(repo, "checkout", "--quiet", "main")
+    crawl.run_git(repo, "tag", "-a", "cohort-x", "-m", f"Cohort x. {sentence}")
+    tag = crawl.run_git(repo, "rev-parse", "cohort-x").strip()
     (repo / "scratch.py").write_text(f"{solution_line}\n")
     problems = leaks.scan_repo(repo, found)
     labels = sorted(p.split(": has ")[0].split(": an instructor")[0] for p in problems)
@@ -314,8 +316,8 @@ def test_ci_checks_it_and_publishing_sends_it_to_learners():
 
     workflows = ROOT / ".github" / "workflows"
     ci = [s.get("run", "") for job in yaml.safe_load((workflows / "ci.yml").read_text())["jobs"].values() for s in job["steps"]]
-    generate = next(i for i, run in enumerate(ci) if "-m handbook.learner_repo" in run)
-    assert "-m handbook.leaks --repo" in ci[generate] and generate > next(i for i, r in enumerate(ci) if ".ci/run" in r)
+    generate = next(i for i, run in enumerate(ci) if "-m handbook.site.learner_repo" in run)
+    assert "-m handbook.site.leaks --repo" in ci[generate] and generate > next(i for i, r in enumerate(ci) if ".ci/run" in r)
     publish = [s for job in yaml.safe_load((workflows / "publish.yml").read_text())["jobs"].values() for s in job["steps"]]
     release = next(s for s in publish if "-m handbook.release" in s.get("run", ""))
     assert "git remote add learner" in release["run"] and "secrets.LEARNER_REMOTE_URL" in release["env"]["LEARNER_REMOTE_URL"]
@@ -328,19 +330,19 @@ def test_pages_write_the_clone_url_as_a_token_the_site_fills_in(tmp_path):
 
     from mkdocs.exceptions import PluginError
 
-    from handbook import mkdocs_hooks
+    from handbook.site import hooks
 
     (tmp_path / "docs").mkdir()
     page = SimpleNamespace(file=SimpleNamespace(abs_src_path=str(tmp_path / "docs" / "x.md"), src_uri="x.md", src_path="x.md"))
     config = SimpleNamespace(docs_dir=str(tmp_path / "docs"), config_file_path=str(ROOT / "mkdocs.yml"),
                              extra={"learner_repo": "https://git.example.org/mod107"})
     text = "Clone {{ learner_repo }}; pages write `\\{{ learner_repo }}`.\n"
-    assert mkdocs_hooks.on_page_markdown(text, page, config, None) == \
+    assert hooks.on_page_markdown(text, page, config, None) == \
         "Clone https://git.example.org/mod107; pages write `{{ learner_repo }}`.\n"
     with pytest.raises(PluginError, match=r"docs/x\.md: \{\{ learner_repo \}\} needs extra\.learner_repo"):
-        mkdocs_hooks.on_page_markdown(text, page, SimpleNamespace(**{**vars(config), "extra": {}}), None)
+        hooks.on_page_markdown(text, page, SimpleNamespace(**{**vars(config), "extra": {}}), None)
     # the site's own config: the header's repository link and the pages' clone URL are one value
-    assert learner_repo.clone_url(ROOT) == site_crawl.load_mkdocs_yml(ROOT)["repo_url"]
+    assert learner_repo.clone_url(ROOT) == crawl.load_mkdocs_yml(ROOT)["repo_url"]
 
 
 def test_graded_drills_and_the_course_secret_are_instructor_material(tmp_path, monkeypatch):

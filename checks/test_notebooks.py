@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from handbook import notebooks, requirements
+from handbook.recordings import notebooks
+from handbook.harness import requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "docs").rglob("*.ipynb"))

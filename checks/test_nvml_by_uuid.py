@@ -3,7 +3,7 @@
 NVML numbers every GPU of the node (by PCI bus) and ignores CUDA_VISIBLE_DEVICES; CUDA numbers only the GPUs
 CUDA_VISIBLE_DEVICES lets it see, in that order. On a shared node a job given GPU 5 sees it as cuda:0, and NVML's
 index 0 is somebody else's GPU. Each check plays an eight-GPU simulator scenario with CUDA_VISIBLE_DEVICES set,
-and stands in for CUDA with what CUDA would report there (handbook.requirements.visible_devices applies CUDA's
+and stands in for CUDA with what CUDA would report there (handbook.harness.requirements.visible_devices applies CUDA's
 rules to the simulator's GPUs): the snippet must land on the GPU CUDA_VISIBLE_DEVICES named.
 """
 import re
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from handbook import gpusim
-from handbook.requirements import physical_gpu, visible_devices
+from handbook.harness.requirements import physical_gpu, visible_devices
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = ROOT / "snippets"

@@ -58,7 +58,7 @@ def test_roofline_keys_are_exact_driver_names(roofline):
 
 def test_a_chart_can_have_a_log_y_axis(tmp_path, monkeypatch):
     """The measured roofline spans orders of magnitude on both axes: its chart asks for log scales, and gets them."""
-    from handbook import charts
+    from handbook.recordings import charts
 
     monkeypatch.setenv("HANDBOOK_CACHE_DIR", "off")
     spec = {"title": "t", "x": {"label": "intensity", "unit": "FLOP/byte", "log": True},

@@ -1,4 +1,4 @@
-"""The quiz, learner side (handbook/quiz/, docs/assessment/): the public bank, the format check, the hardened reader.
+"""The quiz, learner side (handbook/course/quiz/, docs/assessment/): the public bank, the format check, the hardened reader.
 
 Nothing here reads the key or the course secret: this is what a learner's copy of the handbook can run.
 """
@@ -10,7 +10,16 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from handbook.quiz import BANK, QuizError, __main__ as cli, answers, bank as bank_module, render, variants, yamlines
+from handbook.course.quiz import (
+    BANK,
+    QuizError,
+    __main__ as cli,
+    answers,
+    bank as bank_module,
+    render,
+    variants,
+    yamlines,
+)
 
 BANK_DATA = bank_module.load()
 FIXTURES = Path(__file__).parent / "fixtures" / "quiz"

@@ -1,4 +1,4 @@
-"""LMS export (handbook/quiz/export.py): Canvas QTI 1.2 and Moodle XML, re-parsed with defusedxml and checked
+"""LMS export (handbook/course/quiz/export.py): Canvas QTI 1.2 and Moodle XML, re-parsed with defusedxml and checked
 against the bank and the key: every question a group/category, every variant right, points and feedback kept."""
 import io
 import json
@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from defusedxml import ElementTree as SafeET
 
-from handbook.quiz import __main__ as cli, bank as bank_module, key as key_module
+from handbook.course.quiz import __main__ as cli, bank as bank_module, key as key_module
 
 BANK_DATA = bank_module.load()
 KEY_DATA = key_module.load(BANK_DATA)
@@ -103,7 +103,7 @@ def test_moodle_xml_round_trips(exported):
 
 
 def test_drill_packs_play_and_hide_the_answer(exported, monkeypatch, tmp_path):
-    from handbook import drills
+    from handbook.course import drills
 
     monkeypatch.setenv("HANDBOOK_DRILLS_DIR", str(tmp_path))
     packs = sorted((exported / "drill-packs").iterdir())

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from handbook.quiz import QuizError, __main__ as cli, audit, bank as bank_module, cohort, grade, gradescope
-from handbook.quiz import key as key_module, variants
+from handbook.course.quiz import QuizError, __main__ as cli, audit, bank as bank_module, cohort, grade, gradescope
+from handbook.course.quiz import key as key_module, variants
 
 BANK_DATA = bank_module.load()
 KEY_DATA = key_module.load(BANK_DATA)
@@ -112,7 +112,7 @@ def test_calculation_answers_follow_from_their_formulas():
 
 
 def test_output_items_show_the_keys_evidence():
-    from handbook.quiz import render
+    from handbook.course.quiz import render
 
     for q in (q for q in BANK_DATA.questions if q.kind == "output"):
         assert KEY_DATA[q.id].evidence in render.output_text(q)[0], q.id
@@ -210,7 +210,7 @@ def test_every_entry_of_a_cohort_folder_is_reported_and_results_are_always_writt
     write(subs / "bob.YAML", "bob", ["warp-size"])
     write(subs / "bob-again.txt", "bob")                          # the same learner twice, any extension
     sheet = variants.paper(BANK_DATA, SECRET, "carl")
-    from handbook.quiz import render
+    from handbook.course.quiz import render
     (subs / "carl").write_text(render.template(BANK_DATA, sheet))  # the untouched template, no extension
     write(subs / "dave.yaml", "dave", variant=sheet.variant)      # another learner's paper
     for name in ("alias-bomb.yaml", "deep-nesting.yaml", "python-object.yaml", "not-utf8.yaml", "duplicate-keys.yaml"):

@@ -5,7 +5,9 @@ import warnings
 
 import pytest
 
-from handbook import DOCS, ROOT, SNIPPETS, blocks, record, recordings, requirements
+from handbook import DOCS, ROOT, SNIPPETS, recordings
+from handbook.harness import blocks, requirements
+from handbook.recordings import recorder
 
 RECORDED = [b for page in blocks.checked_pages() for b in blocks.parse_page(page) if b.recorded]
 
@@ -65,7 +67,7 @@ def scratch(tmp_path):
 
 
 def test_recorder_writes_output_artifacts_and_provenance(scratch):
-    assert record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets") == 0
+    assert recorder.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets") == 0
     snippet = scratch / "snippets/p/q/01_prog.py"
     data = recordings.load(recordings.path_for(snippet))
     assert data["stdout"] == "measured 42 units\n"
@@ -80,37 +82,37 @@ def test_recorder_writes_output_artifacts_and_provenance(scratch):
 
 def test_one_edited_character_makes_a_recording_stale_and_rerecording_fixes_it(scratch):
     snippet = scratch / "snippets/p/q/01_prog.py"
-    record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
+    recorder.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
     snippet.write_text(PROGRAM.replace("42 units", "43 units"))
     state = recordings.state(snippet)
     assert state.kind == "stale"
     message = recordings.stale_message(snippet, "docs/q.md", state.data)
     assert message.startswith("stale recording: 01_prog.rec.json no longer matches 01_prog.py (recorded")
     assert "python -m handbook.record docs/q.md --only 01_prog.py" in message
-    record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
+    recorder.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
     assert recordings.state(snippet).kind == "fresh"
 
 
 def test_a_failed_run_never_replaces_a_good_recording(scratch):
     snippet = scratch / "snippets/p/q/01_prog.py"
-    record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
+    recorder.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
     good = recordings.path_for(snippet).read_bytes()
     snippet.write_text("raise SystemExit('the GPU fell off the bus')\n")
-    assert record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets") == 1
+    assert recorder.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets") == 1
     assert recordings.path_for(snippet).read_bytes() == good
     failed = json.loads(recordings.failed_path_for(snippet).read_text())
     assert failed["exit_status"] == 1 and "the GPU fell off the bus" in failed["stderr_tail"]
 
 
 def test_the_recorder_refuses_to_record_without_a_gpu(scratch, monkeypatch):
-    monkeypatch.setattr(record, "provenance", lambda command: {"gpu_model": None, "why_no_gpu": "NVML: not found"})
+    monkeypatch.setattr(recorder, "provenance", lambda command: {"gpu_model": None, "why_no_gpu": "NVML: not found"})
     with pytest.raises(SystemExit, match="no GPU here .* recordings come from real GPU runs"):
-        record.record_blocks([scratch / "docs/q.md"], snippet_dir=scratch / "snippets")
+        recorder.record_blocks([scratch / "docs/q.md"], snippet_dir=scratch / "snippets")
 
 
 def test_the_recorder_rejects_a_path_that_is_not_a_page(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        record.main([str(tmp_path / "nope.md")])
+        recorder.main([str(tmp_path / "nope.md")])
     assert "not a page" in capsys.readouterr().err
 
 
@@ -135,7 +137,7 @@ def test_a_change_to_a_file_the_snippet_runs_makes_its_recording_stale(scratch):
     helper.write_text("print('helper v1')\n")
     snippet = scratch / "snippets/p/q/01_prog.py"
     snippet.write_text(PROGRAM + "import runpy, pathlib\nrunpy.run_path(str(pathlib.Path(__file__).parent / '02_helper.py'))\n")
-    record.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
+    recorder.record_blocks([scratch / "docs/q.md"], allow_cpu=True, snippet_dir=scratch / "snippets")
     assert recordings.load(recordings.path_for(snippet))["code_files"] == ["01_prog.py", "02_helper.py"]
     helper.write_text("print('helper v2')\n")
     assert recordings.state(snippet).kind == "stale"

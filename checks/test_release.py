@@ -1,4 +1,4 @@
-"""Cohort releases (handbook/release.py, docs/authors/releases.md), end to end in scratch git repositories.
+"""Cohort releases (handbook/site/release.py, docs/authors/releases.md), end to end in scratch git repositories.
 
 Each test builds a small handbook: the real mkdocs.yml, hooks, overrides and harness, but only two pages, one of
 them holding a real recorded block of the handbook (its snippet and recording), so builds take a second or two and
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from handbook import blocks, containers, recordings, release, site_crawl
+from handbook.harness import blocks, containers
+from handbook import recordings
+from handbook.site import release, crawl
 from site_builds import PAGES, trim_docs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ A, B = "2026-q4", "2027-q1"  # A is the older cohort
 
 
 def run_release(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "handbook.release", *args], cwd=repo, env=site_crawl.git_env(),
+    return subprocess.run([sys.executable, "-m", "handbook.release", *args], cwd=repo, env=crawl.git_env(),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -43,7 +45,7 @@ def refused(proc: subprocess.CompletedProcess, *words: str) -> str:
 
 def branch_tree(repo: Path, branch: str = "gh-pages") -> dict[str, str]:
     """path -> blob id (and mode) of every file on the branch."""
-    out = site_crawl.run_git(repo, "ls-tree", "-r", "--full-tree", branch)
+    out = crawl.run_git(repo, "ls-tree", "-r", "--full-tree", branch)
     return {line.split("\t", 1)[1]: line.split("\t", 1)[0] for line in out.splitlines()}
 
 
@@ -52,7 +54,7 @@ def under(tree: dict, prefix: str) -> dict:
 
 
 def show(repo: Path, path: str, branch: str = "gh-pages") -> str:
-    return site_crawl.run_git(repo, "show", f"{branch}:{path}")
+    return crawl.run_git(repo, "show", f"{branch}:{path}")
 
 
 def has_branch(repo: Path, branch: str = "gh-pages") -> bool:
@@ -101,7 +103,7 @@ def template(tmp_path_factory):
 def repo(template, tmp_path):
     dst = tmp_path / "handbook"
     shutil.copytree(template["dir"], dst, symlinks=True)
-    site_crawl.init_repo(dst)
+    crawl.init_repo(dst)
     return dst
 
 
@@ -153,7 +155,7 @@ def test_dirty_tree_missing_branch_and_remote_are_refused(repo):
     (repo / "docs" / "index.md").write_text("# Edited but not committed\n")
     refused(run_release(repo, A, "--no-checks"), "uncommitted change", "docs/index.md", "commit or stash")
     assert not has_branch(repo)
-    site_crawl.commit_all(repo, "commit the edit")
+    crawl.commit_all(repo, "commit the edit")
     refused(run_release(repo, A, "--retire"), "no gh-pages branch", "release a cohort first")
     refused(run_release(repo, A, "--no-checks", "--push"), "--push needs a git remote named 'origin'")
     assert not has_branch(repo)
@@ -174,7 +176,7 @@ def test_two_cohorts_frozen_recordings_notes_and_redeploy(repo, template):
     marker = "re-recorded for the next cohort 7f3a"
     rerecord(repo, recording, marker, "2020-01-02T03:04:05+00:00")
     (repo / "docs" / page).write_text((repo / "docs" / page).read_text().replace("Unchanged text.", "Edited text."))
-    site_crawl.commit_all(repo, "re-record and edit")
+    crawl.commit_all(repo, "re-record and edit")
     out_b = ok(run_release(repo, B, "--no-checks"))
 
     # versions.json, the latest alias, the default
@@ -202,7 +204,7 @@ def test_two_cohorts_frozen_recordings_notes_and_redeploy(repo, template):
     manifest = json.loads(show(repo, f"{B}/release-manifest.json"))
     assert manifest["recordings"][recording] == hashlib.sha256((repo / recording).read_bytes()).hexdigest()
     assert manifest["pages"][page] == hashlib.sha256((repo / "docs" / page).read_bytes()).hexdigest()
-    assert manifest["commit"] == site_crawl.run_git(repo, "rev-parse", "HEAD").strip()
+    assert manifest["commit"] == crawl.run_git(repo, "rev-parse", "HEAD").strip()
 
     # Re-releasing A changes A only: B, the alias and the default stay byte-identical.
     tree_b, root_index = under(branch_tree(repo), B), show(repo, "index.html")
@@ -210,17 +212,17 @@ def test_two_cohorts_frozen_recordings_notes_and_redeploy(repo, template):
     assert under(branch_tree(repo), B) == tree_b and show(repo, "index.html") == root_index
     assert json.loads(show(repo, "versions.json")) == versions
     assert marker in page_html(repo, A, page)  # A now shows what is committed
-    changed = site_crawl.run_git(repo, "diff", "--name-only", "gh-pages~1", "gh-pages").split()
+    changed = crawl.run_git(repo, "diff", "--name-only", "gh-pages~1", "gh-pages").split()
     assert changed and all(p.startswith(f"{A}/") for p in changed), changed
 
     # Retiring A: a property in versions.json, nothing else changes; re-releasing keeps it retired.
     ok(run_release(repo, A, "--retire"))
-    assert site_crawl.run_git(repo, "diff", "--name-only", "gh-pages~1", "gh-pages").split() == ["versions.json"]
+    assert crawl.run_git(repo, "diff", "--name-only", "gh-pages~1", "gh-pages").split() == ["versions.json"]
     entry = {v["version"]: v for v in json.loads(show(repo, "versions.json"))}
     assert entry[A]["properties"] == {"retired": True} and "properties" not in entry[B]
     assert "already retired" in ok(run_release(repo, A, "--retire"))
     refused(run_release(repo, "2025-q1", "--retire"), "cohort 2025-q1 is not deployed", A, B)
-    site_crawl.commit_all(repo, "another commit")
+    crawl.commit_all(repo, "another commit")
     ok(run_release(repo, A, "--no-checks"))
     entry = {v["version"]: v for v in json.loads(show(repo, "versions.json"))}
     assert entry[A]["properties"] == {"retired": True} and entry[B]["aliases"] == ["latest"]
@@ -240,38 +242,38 @@ def test_newer_cohort_moves_latest_and_default_older_does_not(repo):
 
 def test_failed_build_or_checks_leave_gh_pages_alone(repo, template):
     ok(run_release(repo, A, "--no-checks"))
-    before = site_crawl.run_git(repo, "rev-parse", "gh-pages")
+    before = crawl.run_git(repo, "rev-parse", "gh-pages")
     # a broken link: the strict build fails
     (repo / "docs" / "index.md").write_text("# Small handbook\n\nA [broken link](missing.md).\n")
-    site_crawl.commit_all(repo, "break the build")
+    crawl.commit_all(repo, "break the build")
     refused(run_release(repo, B, "--no-checks"), "strict build failed", "missing.md")
     # a failing check: python -m pytest fails, nothing is built
     (repo / "docs" / "index.md").write_text("# Small handbook\n")
     (repo / "checks").mkdir(exist_ok=True)
     (repo / "checks" / "test_gate.py").write_text("def test_gate():\n    assert False, 'a failing check'\n")
-    site_crawl.commit_all(repo, "a failing check")
+    crawl.commit_all(repo, "a failing check")
     refused(run_release(repo, B), "checks failed", "--no-checks")
-    assert site_crawl.run_git(repo, "rev-parse", "gh-pages") == before
+    assert crawl.run_git(repo, "rev-parse", "gh-pages") == before
     assert not list(repo.glob(".release-mkdocs-*.yml"))  # the temporary config never stays behind
 
 
 def test_push_syncs_with_the_remote_and_never_forces(repo, tmp_path):
     remote = tmp_path / "remote.git"
-    site_crawl.run_git(tmp_path, "init", "--quiet", "--bare", str(remote))
-    site_crawl.run_git(repo, "remote", "add", "origin", str(remote))
-    site_crawl.run_git(repo, "push", "--quiet", "origin", "main")
+    crawl.run_git(tmp_path, "init", "--quiet", "--bare", str(remote))
+    crawl.run_git(repo, "remote", "add", "origin", str(remote))
+    crawl.run_git(repo, "push", "--quiet", "origin", "main")
     other = tmp_path / "other"
-    site_crawl.run_git(tmp_path, "clone", "--quiet", "--branch", "main", str(remote), str(other))
+    crawl.run_git(tmp_path, "clone", "--quiet", "--branch", "main", str(remote), str(other))
 
     ok(run_release(repo, A, "--no-checks", "--push"))
     # no learner remote: the learner repository is a bundle learners clone, and its history is kept on origin
     learners = tmp_path / "learners"
-    site_crawl.run_git(tmp_path, "clone", "--quiet", str(repo / "dist" / f"mod107-learner-{A}.bundle"), str(learners))
+    crawl.run_git(tmp_path, "clone", "--quiet", str(repo / "dist" / f"mod107-learner-{A}.bundle"), str(learners))
     assert (learners / "README.md").is_file() and not (learners / "mkdocs.instructor.yml").exists()
-    assert site_crawl.run_git(learners, "rev-list", "--all").split() == [site_crawl.run_git(remote, "rev-parse", "learner-repo").strip()]
+    assert crawl.run_git(learners, "rev-list", "--all").split() == [crawl.run_git(remote, "rev-parse", "learner-repo").strip()]
     ok(run_release(other, B, "--no-checks", "--push"))  # `other` had no gh-pages: it starts from the remote's
     # ... and its learner-repo from the remote's: the same history continued, not a second root
-    assert site_crawl.run_git(other, "rev-parse", "learner-repo") == site_crawl.run_git(repo, "rev-parse", "learner-repo")
+    assert crawl.run_git(other, "rev-parse", "learner-repo") == crawl.run_git(repo, "rev-parse", "learner-repo")
     remote_versions = json.loads(show(remote, "versions.json"))
     assert [v["version"] for v in remote_versions] == [B, A]
     ok(run_release(repo, A, "--retire", "--push"))  # `repo` is behind: fast-forwarded first, then pushed
@@ -279,9 +281,9 @@ def test_push_syncs_with_the_remote_and_never_forces(repo, tmp_path):
 
     # `other` commits locally without pushing, so its gh-pages and the remote's diverge: refused, nothing pushed
     ok(run_release(other, B, "--retire"))
-    remote_head = site_crawl.run_git(remote, "rev-parse", "gh-pages")
+    remote_head = crawl.run_git(remote, "rev-parse", "gh-pages")
     refused(run_release(other, B, "--no-checks", "--push"), "diverged", "never by force")
-    assert site_crawl.run_git(remote, "rev-parse", "gh-pages") == remote_head
+    assert crawl.run_git(remote, "rev-parse", "gh-pages") == remote_head
 
 
 # ---- the instructor edition ----------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def test_instructor_edition_goes_to_its_own_branch_and_never_to_gh_pages(repo, t
     (repo / "instructor" / "index.md").write_text(
         f'# Instructor edition\n\n!!! danger "Instructor edition only"\n\n    Notes for instructors.\n\n{SECRET}\n')
     shutil.copy(ROOT / "mkdocs.instructor.yml", repo / "mkdocs.instructor.yml")
-    site_crawl.commit_all(repo, "an instructor edition")
+    crawl.commit_all(repo, "an instructor edition")
     refused(run_release(repo, A, "--no-checks", "--instructor-branch", "gh-pages"), "other than gh-pages")
     assert not has_branch(repo)
 
@@ -314,25 +316,25 @@ def test_instructor_edition_goes_to_its_own_branch_and_never_to_gh_pages(repo, t
     assert [(v["version"], v["aliases"]) for v in json.loads(show(repo, "versions.json", "instructor-pages"))] == [(A, ["latest"])]
 
     # a release without the option leaves the instructor branch alone
-    before = site_crawl.run_git(repo, "rev-parse", "instructor-pages")
+    before = crawl.run_git(repo, "rev-parse", "instructor-pages")
     ok(run_release(repo, B, "--no-checks"))
-    assert site_crawl.run_git(repo, "rev-parse", "instructor-pages") == before
+    assert crawl.run_git(repo, "rev-parse", "instructor-pages") == before
 
     # instructor text planted in a learner page: the release refuses before any branch changes
     (repo / "docs" / "index.md").write_text(f"# Small handbook\n\n{SECRET}\n")
-    site_crawl.commit_all(repo, "a leak")
-    heads = site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo")
+    crawl.commit_all(repo, "a leak")
+    heads = crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo")
     refused(run_release(repo, B, "--no-checks", "--instructor-branch", "instructor-pages"),
             "the learner edition holds instructor material", "index.html")
-    assert site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo") == heads
+    assert crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo") == heads
     # instructor text in a file only the learner repository holds (the harness' conftest.py), not the site:
     # the release refuses too, on the learner repository's leak check
     (repo / "docs" / "index.md").write_text("# Small handbook\n")
     (repo / "conftest.py").write_text((repo / "conftest.py").read_text() + f"# {SECRET}\n")
-    site_crawl.commit_all(repo, "a leak into the learner repository")
+    crawl.commit_all(repo, "a leak into the learner repository")
     bundle = (repo / "dist" / f"mod107-learner-{B}.bundle").read_bytes()  # B's, from the release above
     refused(run_release(repo, B, "--no-checks"), "the learner repository", "instructor material", "conftest.py")
-    assert site_crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo") == heads
+    assert crawl.run_git(repo, "rev-parse", "gh-pages", "instructor-pages", "learner-repo") == heads
     assert (repo / "dist" / f"mod107-learner-{B}.bundle").read_bytes() == bundle
 
 
@@ -340,11 +342,11 @@ def test_instructor_edition_pushes_to_its_own_remote(repo, tmp_path):
     (repo / "instructor").mkdir()
     (repo / "instructor" / "index.md").write_text(f'# Instructor edition\n\n!!! danger "Instructor edition only"\n\n    {SECRET}\n')
     shutil.copy(ROOT / "mkdocs.instructor.yml", repo / "mkdocs.instructor.yml")
-    site_crawl.commit_all(repo, "an instructor edition")
+    crawl.commit_all(repo, "an instructor edition")
     learners, instructors = tmp_path / "learners.git", tmp_path / "instructors.git"
     for remote, name in ((learners, "origin"), (instructors, "instructors")):
-        site_crawl.run_git(tmp_path, "init", "--quiet", "--bare", str(remote))
-        site_crawl.run_git(repo, "remote", "add", name, str(remote))
+        crawl.run_git(tmp_path, "init", "--quiet", "--bare", str(remote))
+        crawl.run_git(repo, "remote", "add", name, str(remote))
     out = ok(run_release(repo, A, "--no-checks", "--push", "--instructor-branch", "instructor-pages",
                          "--instructor-remote", "instructors"))
     assert "pushed it to instructors" in out
@@ -361,28 +363,28 @@ def test_the_learner_repository_goes_to_its_own_remote_one_commit_per_release(re
     source's history); another instructor's release continues that history with one commit, which learners pull."""
     origin, learner = tmp_path / "origin.git", tmp_path / "learner.git"
     for bare, name in ((origin, "origin"), (learner, "learner")):
-        site_crawl.run_git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-        site_crawl.run_git(repo, "remote", "add", name, str(bare))
-    site_crawl.run_git(repo, "push", "--quiet", "origin", "main")
+        crawl.run_git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+        crawl.run_git(repo, "remote", "add", name, str(bare))
+    crawl.run_git(repo, "push", "--quiet", "origin", "main")
     out = ok(run_release(repo, A, "--no-checks", "--push"))
     assert "pushed to learner main" in out and not (repo / "dist").exists()
-    first = site_crawl.run_git(learner, "rev-parse", "main").strip()
-    assert first == site_crawl.run_git(repo, "rev-parse", "learner-repo").strip()
-    assert site_crawl.run_git(learner, "for-each-ref", "--format=%(refname)").split() == ["refs/heads/main"]
+    first = crawl.run_git(learner, "rev-parse", "main").strip()
+    assert first == crawl.run_git(repo, "rev-parse", "learner-repo").strip()
+    assert crawl.run_git(learner, "for-each-ref", "--format=%(refname)").split() == ["refs/heads/main"]
     assert not has_branch(origin, "learner-repo")
-    source = site_crawl.run_git(repo, "rev-parse", "main").strip()
+    source = crawl.run_git(repo, "rev-parse", "main").strip()
     assert subprocess.run(["git", "cat-file", "-e", source], cwd=learner).returncode != 0, "the source's history leaked"
     learners = tmp_path / "learners"
-    site_crawl.run_git(tmp_path, "clone", "--quiet", str(learner), str(learners))
+    crawl.run_git(tmp_path, "clone", "--quiet", str(learner), str(learners))
 
     other = tmp_path / "other"
-    site_crawl.run_git(tmp_path, "clone", "--quiet", "--branch", "main", str(origin), str(other))
-    site_crawl.run_git(other, "remote", "add", "learner", str(learner))
+    crawl.run_git(tmp_path, "clone", "--quiet", "--branch", "main", str(origin), str(other))
+    crawl.run_git(other, "remote", "add", "learner", str(learner))
     page = other / "docs" / template["page"]
     page.write_text(page.read_text().replace("Unchanged text.", "Edited for the next cohort."))
-    site_crawl.commit_all(other, "edit a page")
+    crawl.commit_all(other, "edit a page")
     ok(run_release(other, B, "--no-checks", "--push"))
-    assert site_crawl.run_git(learner, "rev-list", "main").split()[1:] == [first]  # one commit on top of A's
-    site_crawl.run_git(learners, "pull", "--quiet", "--ff-only")
+    assert crawl.run_git(learner, "rev-list", "main").split()[1:] == [first]  # one commit on top of A's
+    crawl.run_git(learners, "pull", "--quiet", "--ff-only")
     assert "Edited for the next cohort." in (learners / "docs" / template["page"]).read_text()
     refused(run_release(repo, B, "--no-checks", "--learner-remote", "nowhere"), "'nowhere' is not a git remote")

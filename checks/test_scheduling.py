@@ -3,7 +3,7 @@ import json
 import multiprocessing
 import time
 
-from handbook import requirements, scheduling
+from handbook.harness import requirements, scheduling
 
 DEVICES = [requirements.Device(f"GPU-fake-{i}", "fake", 80 * 2**30, (9, 0)) for i in range(3)]
 

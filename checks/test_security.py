@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from handbook import ROOT, SNIPPETS, drills, gpusim
+from handbook import ROOT, SNIPPETS, gpusim
+from handbook.course import drills
 from handbook.gpusim import nvidia_smi
 
 FOLDER = SNIPPETS / "security" / "exposure"
@@ -385,7 +386,8 @@ def test_quiz_items_are_well_formed_and_teach_real_anchors():
 def test_the_pages_render_the_tables_from_the_data():
     from mkdocs.exceptions import PluginError
 
-    from handbook import DOCS, calculators
+    from handbook import DOCS
+    from handbook.site import calculators
 
     page = DOCS / "security/exposure.md"
     shown = calculators.expand(page.read_text(), page, SNIPPETS)

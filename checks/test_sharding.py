@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import blocks, sharding, shell_blocks
+from handbook.harness import blocks, sharding, shell_blocks
 from test_harness import project, run, write  # noqa: F401 - `project` is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent

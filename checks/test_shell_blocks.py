@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import blocks, shell_blocks
+from handbook.harness import blocks, shell_blocks
 from test_harness import gpu_here, project, run, write  # noqa: F401 - `project` is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def test_a_misspelt_query_field_or_section_fails_with_page_line(tmp_path, record
 
 
 # Every page's nvidia-smi commands are checked against the recorded lists by its page-checks item
-# (handbook/page_checks.py); test_a_misspelt_query_field_or_section_fails_with_page_line proves the check.
+# (handbook/harness/page_checks.py); test_a_misspelt_query_field_or_section_fails_with_page_line proves the check.
 
 
 @pytest.mark.skipif(not (shell_blocks.GPUSIM_BIN / "nvidia-smi").exists(), reason="the simulator's nvidia-smi "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import leaks, site_crawl
+from handbook.site import leaks, crawl
 
 ROOT = Path(__file__).resolve().parent.parent
 PRE = re.compile(r"<pre\b.*?</pre>", re.S)
@@ -63,7 +63,7 @@ def test_recorded_blocks_show_output_provenance_and_chart(site):
     assert re.search(r"Recorded on NVIDIA H\d00.*? · driver [\d.]+ · CUDA [\d.]+ · torch [\w.+]+ · Python [\d.]+ · "
                      r"\d{4}-\d\d-\d\d · commit [0-9a-f]{10}", recording)
     assert "TFLOP/s (median)" in recording
-    # the chart: a cached file (handbook/a11y_hook.py), its data in words and as a table (handbook/charts.py)
+    # the chart: a cached file (handbook/site/a11y_hook.py), its data in words and as a table (handbook/recordings/charts.py)
     assert re.search(r'<img class="recording-chart" src="\.\./\.\./assets/recorded/[0-9a-f]{20}\.svg" '
                      r'alt="Chart: Matmul throughput, NVIDIA H\d00\. [^"]*TFLOP/s at matrix size n = ', recording)
     assert "data:image/" not in text and "Chart data: Matmul throughput" in recording
@@ -80,19 +80,19 @@ def test_demos_index_lists_every_recording(site):
 
 
 def test_internal_links_and_anchors(site):
-    with site_crawl.serve(site) as base:
-        crawl = site_crawl.crawl(base)
-    nav = site_crawl.nav_pages(site_crawl.load_mkdocs_yml(ROOT).get("nav", []))
-    assert len(crawl.pages) >= len(nav), f"crawled {len(crawl.pages)} pages, the nav has {len(nav)}"
-    assert not crawl.broken, f"{len(crawl.broken)} broken internal link(s):\n" + "\n".join(crawl.broken)
+    with crawl.serve(site) as base:
+        found = crawl.crawl(base)
+    nav = crawl.nav_pages(crawl.load_mkdocs_yml(ROOT).get("nav", []))
+    assert len(found.pages) >= len(nav), f"crawled {len(found.pages)} pages, the nav has {len(nav)}"
+    assert not found.broken, f"{len(found.broken)} broken internal link(s):\n" + "\n".join(found.broken)
 
 
 def test_crawler_catches_a_missing_page_and_a_missing_anchor(tmp_path):
     (tmp_path / "index.html").write_text('<h1 id="top">x</h1><a href="gone/">gone</a> <a href="#nowhere">a</a>'
                                          '<a href="#top">ok</a><img src="img.png"><a href="other.html#here">o</a>')
     (tmp_path / "other.html").write_text('<p id="elsewhere">no anchor "here"</p>')
-    with site_crawl.serve(tmp_path) as base:
-        broken = site_crawl.crawl(base).broken
+    with crawl.serve(tmp_path) as base:
+        broken = crawl.crawl(base).broken
     assert len(broken) == 4, broken
     assert any("gone/ -> HTTP 404" in b for b in broken) and any("img.png -> HTTP 404" in b for b in broken)
     assert any("'nowhere'" in b for b in broken) and any("'here'" in b for b in broken)

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from handbook import DOCS, ROOT, SNIPPETS, blocks, site_crawl
+from handbook import DOCS, ROOT, SNIPPETS
+from handbook.harness import blocks
+from handbook.site import crawl
 
 CHECKS = Path(__file__).resolve().parent
 RECORDING_SUFFIXES = (".rec.json", ".rec.failed.json")
@@ -49,7 +51,7 @@ def test_snippet_folders_mirror_pages():
 
 
 def test_every_page_is_in_the_nav():
-    listed = set(site_crawl.nav_pages(site_crawl.load_mkdocs_yml(ROOT).get("nav", [])))
+    listed = set(crawl.nav_pages(crawl.load_mkdocs_yml(ROOT).get("nav", [])))
     missing = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*")
                      if p.suffix in (".md", ".ipynb") and p.relative_to(DOCS).as_posix() not in listed)
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"

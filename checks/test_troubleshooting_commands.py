@@ -141,7 +141,8 @@ def test_the_stand_in_fails_the_way_the_real_tool_does(tmp_path):
 def test_the_stand_in_knows_only_fields_the_real_tool_lists():
     """Once a real nvidia-smi's field list is recorded (authors/index/01_nvidia_smi_help), the stand-in must not
     accept a field the real tool would refuse."""
-    from handbook import gpusim, shell_blocks
+    from handbook import gpusim
+    from handbook.harness import shell_blocks
     from handbook.gpusim import nvidia_smi
 
     recorded = shell_blocks.nvidia_smi_help()

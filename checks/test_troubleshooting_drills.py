@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from handbook import drills
-from handbook.quiz import bank as bank_module, key as key_module, papers, variants
+from handbook.course import drills
+from handbook.course.quiz import bank as bank_module, key as key_module, papers, variants
 from troubleshooting_matrix import DIAGNOSTIC, EXPECTED, RUNBOOK, diagnose
 
 KEY = drills.load()

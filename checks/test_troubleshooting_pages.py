@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import drills
+from handbook.course import drills
 from troubleshooting_matrix import CHECKS, RUNBOOK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,7 +16,7 @@ MORE_RUNBOOKS = {"oom.md": ["memory"], "gsp.md": ["bus", "xid"], "nvlink.md": ["
                  "container-toolkit.md": ["driver"], "power-oob.md": ["clocks"]}
 NOT_RUNBOOKS = {"index.md", "drills.md", "evidence.md", "symptoms.md"}
 RUNBOOKS = sorted(set(RUNBOOK.values()) | set(MORE_RUNBOOKS))
-# New runbooks waiting for a drill of their own (the drill runner is being reworked; handbook/drills/drills.toml).
+# New runbooks waiting for a drill of their own (the drill runner is being reworked; handbook/course/practice_drills.toml).
 NO_DRILL_YET = {"fabric-manager.md", "gsp.md", "mig-drift.md", "power-oob.md"}
 # New runbooks that share a drill with the runbook it belongs to: page -> that drill.
 SHARED_DRILL = {"container-toolkit.md": "drill-container-lost-nvml", "nvlink.md": "drill-nvlink-down"}
@@ -54,7 +54,7 @@ def test_runbook_starts_from_its_check_and_names_its_drills(page):
     if page in NO_DRILL_YET:
         assert not own and "no drill yet" in header, f"{page}: a drill exists now; name it and drop NO_DRILL_YET"
         return
-    assert own, f"{page}: no drill trains this runbook (handbook/drills/practice.toml)"
+    assert own, f"{page}: no drill trains this runbook (handbook/course/practice_drills.toml)"
     for drill_id in own:
         assert f"`{drill_id}`" in header, f"{page}: the header does not name {drill_id}"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # checks/: a11y_audit, site_builds
 
 import a11y_audit  # noqa: E402
-from handbook import site_crawl  # noqa: E402
+from handbook.site import crawl  # noqa: E402
 
 
 def kind(rel: str) -> str:
@@ -44,7 +44,7 @@ def main():
             from site_builds import strict_build
             site = strict_build("mkdocs.instructor.yml" if args.instructor else "mkdocs.yml", Path(tmp) / "site")
         rows, over = [], []
-        with site_crawl.serve(site) as base, sync_playwright() as p:
+        with crawl.serve(site) as base, sync_playwright() as p:
             browser = a11y_audit.launch(p)
             for page in a11y_audit.site_pages(site):
                 auditor = a11y_audit.Auditor(browser, base, site, axe=False)

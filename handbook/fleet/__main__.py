@@ -29,8 +29,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..gpusim import split_command
-from . import FleetError, journal, timeline
+from handbook.gpusim import split_command
+from handbook.fleet import FleetError, journal, timeline
 
 DEFAULT_DIR = Path("fleet-run")
 
@@ -57,7 +57,7 @@ def request(folder: Path, path: str, body: dict | None = None, timeout: float = 
 
 
 def cmd_start(args) -> int:
-    from .daemon import EXPORTER, Fleet
+    from handbook.fleet.daemon import EXPORTER, Fleet
 
     if args.game and args.timeline:
         raise FleetError("give --timeline or --game, not both")
@@ -112,7 +112,7 @@ def cmd_control(args) -> int:
 
 
 def cmd_exec(args) -> int:
-    from .daemon import node_env
+    from handbook.fleet.daemon import node_env
 
     if not args.command:
         raise FleetError("give the command after --, e.g. exec node01 -- nvidia-smi")
@@ -150,7 +150,7 @@ def cmd_stop(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .faults import KINDS, mix_weights
+    from handbook.fleet.faults import KINDS, mix_weights
 
     for path in sorted(timeline.TIMELINES.glob("*.toml")):
         game = timeline.load(str(path))
@@ -163,7 +163,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_compress(args) -> int:
-    from .rules import compress
+    from handbook.fleet.rules import compress
 
     text = compress(Path(args.rules), args.factor)
     if args.out:
@@ -182,7 +182,7 @@ def cmd_issue(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .policies import simulate
+    from handbook.fleet.policies import simulate
 
     game = timeline.read_game(Path(args.game)) if args.game else timeline.load(args.timeline, seed=args.seed or "")
     events = simulate(game, args.policy)
@@ -195,7 +195,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .grade import grade_log, results, summary
+    from handbook.fleet.grade import grade_log, results, summary
 
     log = args.log / journal.EVENTS if args.log.is_dir() else args.log
     graded = grade_log(log, key_path=args.key, learner=args.learner)

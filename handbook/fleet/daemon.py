@@ -24,11 +24,11 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .. import ROOT, gpusim
-from ..gpusim import live, nvidia_smi
-from . import FleetError, journal, nodes
-from .engine import ACTIVE, ENDED, RUNNING, Engine
-from .timeline import Game
+from handbook import ROOT, gpusim
+from handbook.gpusim import live, nvidia_smi
+from handbook.fleet import FleetError, journal, nodes
+from handbook.fleet.engine import ACTIVE, ENDED, RUNNING, Engine
+from handbook.fleet.timeline import Game
 
 EXPORTER = ROOT / "snippets" / "labs" / "lab1" / "02_gpu_exporter.py"
 VERSION = 1

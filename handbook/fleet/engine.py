@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import FleetError
-from .faults import HUNG, IDLE, KINDS, TRAIN
-from .timeline import Game, Incident
+from handbook.fleet import FleetError
+from handbook.fleet.faults import HUNG, IDLE, KINDS, TRAIN
+from handbook.fleet.timeline import Game, Incident
 
 RUNNING, HUNG_STATE, FAILED, STARTING, ENDED = "running", "hung", "failed", "starting", "ended"
 ACTIVE = (RUNNING, HUNG_STATE, STARTING)

@@ -14,10 +14,10 @@ import json
 import tomllib
 from pathlib import Path
 
-from .. import ROOT
-from . import FleetError, journal, policies, timeline
-from .engine import Engine
-from .faults import KINDS
+from handbook import ROOT
+from handbook.fleet import FleetError, journal, policies, timeline
+from handbook.fleet.engine import Engine
+from handbook.fleet.faults import KINDS
 
 KEY = ROOT / "instructor" / "project" / "key.toml"
 GAMEDAY = ROOT / "instructor" / "project" / "gameday.toml"
@@ -249,7 +249,7 @@ def summary(graded: dict) -> str:
 
 
 def results(graded: dict, out: Path) -> None:
-    """The results file, in the quiz's result shape (handbook/quiz/grade.py): learner, points, of, percent,
+    """The results file, in the quiz's result shape (handbook/course/quiz/grade.py): learner, points, of, percent,
     pass_mark, passed, per-part breakdown. The one place that decides the file's shape."""
     data = {
         "quiz": graded["project"], "file": graded["file"], "learner": graded["learner"], "points": graded["points"],

@@ -20,8 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .. import ROOT
-from . import FleetError, journal, rules, timeline
+from handbook import ROOT
+from handbook.fleet import FleetError, journal, rules, timeline
 
 PROJECT = ROOT / "snippets" / "labs" / "project"
 LAB1_RULES = ROOT / "snippets" / "labs" / "lab1" / "gpu-rules.yml"
@@ -32,7 +32,7 @@ RESPONDER = ROOT / "instructor" / "project" / "responder.py"
 
 def free_base(count: int, tries: int = 50) -> int:
     """A base port with `count` consecutive free ports after it (and one for Prometheus)."""
-    from .daemon import port_free
+    from handbook.fleet.daemon import port_free
 
     rng = random.Random()
     for _ in range(tries):
@@ -154,7 +154,7 @@ def run(folder: Path, timeline_name: str = "ci", responder: str | None = "decisi
 
 
 def main(argv=None) -> int:
-    from .grade import grade_log, summary
+    from handbook.fleet.grade import grade_log, summary
 
     parser = argparse.ArgumentParser(prog="python -m handbook.fleet.harness", description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeline", default="ci")

@@ -15,9 +15,9 @@ import json
 import os
 from pathlib import Path
 
-from . import FleetError
-from .engine import ACTIONS, Engine, replay
-from .timeline import Game
+from handbook.fleet import FleetError
+from handbook.fleet.engine import ACTIONS, Engine, replay
+from handbook.fleet.timeline import Game
 
 EVENTS, STATE = "events.jsonl", "state.json"
 FORMAT = "handbook-fleet-events/1"

@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-from .engine import Engine, Node
+from handbook.fleet.engine import Engine, Node
 
 HEADER = """\
 description = "Fleet {name}, hardware generation {generation}: written by python -m handbook.fleet"

@@ -11,10 +11,10 @@ alerts come about that fast.
 """
 from __future__ import annotations
 
-from . import FleetError
-from .engine import ACTIVE, STARTING, Engine
-from .faults import KINDS
-from .timeline import Game
+from handbook.fleet import FleetError
+from handbook.fleet.engine import ACTIVE, STARTING, Engine
+from handbook.fleet.faults import KINDS
+from handbook.fleet.timeline import Game
 
 DETECT_S = 120.0
 RETRY_S = 30.0

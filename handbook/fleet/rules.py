@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import FleetError
+from handbook.fleet import FleetError
 
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 DURATION = r"(?:\d+(?:ms|[smhdwy]))+"

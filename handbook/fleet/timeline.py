@@ -44,8 +44,8 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import FleetError
-from .faults import KINDS, MIX
+from handbook.fleet import FleetError
+from handbook.fleet.faults import KINDS, MIX
 
 TIMELINES = Path(__file__).resolve().parent / "timelines"
 GPUS_PER_NODE = 8
@@ -127,7 +127,7 @@ def seed_for(secret: str, learner: str) -> str:
 
 def course_secret() -> str:
     """The quiz's course secret ($HANDBOOK_QUIZ_SECRET, else instructor/quiz/course-secret): one per cohort."""
-    from ..quiz import QuizError, variants
+    from handbook.course.quiz import QuizError, variants
 
     try:
         return variants.load_secret().decode("utf-8")

@@ -19,8 +19,9 @@ import os
 import re
 import sys
 
-from . import live
-from .scenario import SCENARIO_DIR, ScenarioError, available, load, shown
+from handbook.gpusim import live, real
+from handbook.gpusim.real import SHIM_DIR
+from handbook.gpusim.scenario import SCENARIO_DIR, ScenarioError, available, load, shown
 
 ENV_SCENARIO = "HANDBOOK_GPUSIM"
 ENV_SPEED = "HANDBOOK_GPUSIM_SPEED"
@@ -70,7 +71,7 @@ def split_spec(spec: str) -> tuple[str, float | None]:
 
 def simulated_module(scenario: str, *, speed: float | None = None, at: float | None = None, banner: bool = True):
     """A new `pynvml` module object playing `scenario` (nothing is installed in sys.modules)."""
-    from . import nvml
+    from handbook.gpusim import nvml
 
     name, spec_at = split_spec(scenario)
     if speed is None:
@@ -114,8 +115,6 @@ def activate(scenario: str, *, speed: float | None = None, at: float | None = No
 
 def child_env(scenario: str, speed: float | None = None, base=None) -> dict:
     """The environment under which a Python program imports the simulator as `pynvml` (see shim/pynvml.py)."""
-    from .nvml import SHIM_DIR
-
     env = dict(os.environ if base is None else base)
     env[ENV_SCENARIO] = scenario
     if speed is not None:
@@ -135,11 +134,9 @@ def scenarios() -> list[tuple[str, str]]:
 
 def module_for_shim():
     """What `import pynvml` gives a program started by `python -m handbook.gpusim run` (see shim/pynvml.py)."""
-    from . import nvml
-
     spec = os.environ.get(ENV_SCENARIO)
     if not spec:  # the shim directory is on PYTHONPATH without a scenario: behave as the real module
-        return nvml.real_pynvml()
+        return real.real_pynvml()
     try:
         return simulated_module(spec)
     except ScenarioError as err:

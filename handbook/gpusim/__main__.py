@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 
-from . import ENV_SPEED, ScenarioError, _number, child_env, load, scenarios, split_command, split_spec
+from handbook.gpusim import ENV_SPEED, ScenarioError, _number, child_env, load, scenarios, split_command, split_spec
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from . import ScenarioError, run_tool, simulated_module
+from handbook.gpusim import ScenarioError, run_tool, simulated_module
 
 EPOCH = 1767225600  # the scenario's t=0 on the wall clock: 2026-01-01 00:00:00 UTC
 PROCESS_CAUSED = {13, 31, 43, 45, 94}  # Xids the driver attributes to the process whose channel faulted

@@ -20,7 +20,7 @@ CHECK_EVERY_S = 0.25  # how often the file's modification time is looked at
 
 def epoch() -> float | None:
     """The shared clock's start from HANDBOOK_GPUSIM_FOLLOW, or None when it is not set."""
-    from . import ScenarioError, _number
+    from handbook.gpusim import ScenarioError, _number
 
     raw = os.environ.get(ENV_FOLLOW)
     if not raw:
@@ -30,8 +30,8 @@ def epoch() -> float | None:
 
 def follow(module, path: Path, start: float) -> None:
     """Make a simulated pynvml module (gpusim.simulated_module) follow `path` on the clock started at `start`."""
-    from .scenario import ScenarioError, load
-    from .nvml import Simulator
+    from handbook.gpusim.scenario import ScenarioError, load
+    from handbook.gpusim.nvml import Simulator
 
     sim = module.__gpusim__
     scenario = sim.__dict__.pop("scenario")

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import ScenarioError, run_tool, simulated_module
+from handbook.gpusim import ScenarioError, run_tool, simulated_module
 
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 LABEL_WIDTH = 55  # `-q` labels are padded so that the colon sits in this column (driver 580)

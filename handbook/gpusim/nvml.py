@@ -17,41 +17,11 @@ import time
 import types
 from pathlib import Path
 
-from .scenario import CLOCK_EVENT_REASONS, FABRIC_STATES, MAX_MIG_DEVICES, Scenario
+from handbook.gpusim.real import SHIM_DIR, real_pynvml
+from handbook.gpusim.scenario import CLOCK_EVENT_REASONS, FABRIC_STATES, MAX_MIG_DEVICES, Scenario
 
-SHIM_DIR = Path(__file__).resolve().parent / "shim"
 PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
 NO_INSTANCE = 0xFFFFFFFF  # gpuInstanceId / computeInstanceId of a process or event outside MIG
-
-_real = None
-_real_lock = threading.Lock()
-
-
-def real_pynvml():
-    """nvidia-ml-py's pynvml: the one already imported, else a private copy loaded past the shim directory."""
-    global _real
-    with _real_lock:
-        if _real is not None:
-            return _real
-        current = sys.modules.get("pynvml")
-        if current is not None and hasattr(current, "_nvmlGetFunctionPointer") and not hasattr(current, "__gpusim__"):
-            _real = current
-            return _real
-        search = [p for p in sys.path if Path(p or ".").resolve() != SHIM_DIR]
-        spec = importlib.machinery.PathFinder.find_spec("pynvml", search)
-        if spec is None or spec.origin is None:
-            raise ImportError("the GPU simulator reuses nvidia-ml-py's pynvml module: pip install nvidia-ml-py")
-        name = "_gpusim_real_pynvml"
-        private = importlib.util.spec_from_file_location(name, spec.origin)
-        module = importlib.util.module_from_spec(private)
-        sys.modules[name] = module
-        private.loader.exec_module(module)
-        for value in vars(module).values():  # tracebacks say pynvml.NVMLError_GpuIsLost, as with the real one
-            if isinstance(value, type) and issubclass(value, module.NVMLError):
-                value.__module__ = "pynvml"
-        _real = module
-        return _real
-
 
 class EventSet:
     def __init__(self):

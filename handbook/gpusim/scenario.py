@@ -37,7 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import from_recordings
+from handbook.gpusim import from_recordings, real
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -369,9 +369,7 @@ def parse(data: dict, path: Path, where: str) -> Scenario:
             fail(f"[system] {key} must be a {SYSTEM_KEYS[key].__name__}")
     init_error = system.get("init_error")
     if init_error is not None:
-        from . import nvml  # the real module's error codes
-
-        if not hasattr(nvml.real_pynvml(), "NVML_ERROR_" + init_error):
+        if not hasattr(real.real_pynvml(), "NVML_ERROR_" + init_error):  # the real module's error codes
             fail(f"[system] init_error {init_error!r} is not an NVML_ERROR_* name (e.g. LIBRARY_NOT_FOUND, "
                  "DRIVER_NOT_LOADED, LIB_RM_VERSION_MISMATCH)")
     defaults = data.get("gpu_defaults", {})
@@ -433,9 +431,7 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
     if static["fabric_state"] not in FABRIC_STATES:
         fail(f"{label}: fabric_state {static['fabric_state']!r} is not one of {', '.join(FABRIC_STATES)}")
     if static["fabric_status"] != "SUCCESS":
-        from . import nvml  # the real module's error codes
-
-        if not hasattr(nvml.real_pynvml(), "NVML_ERROR_" + static["fabric_status"]):
+        if not hasattr(real.real_pynvml(), "NVML_ERROR_" + static["fabric_status"]):
             fail(f"{label}: fabric_status {static['fabric_status']!r} is SUCCESS or an NVML_ERROR_* name")
     if not all(isinstance(n, int) and 0 <= n < static["nvlink_links"] for n in static["nvlink_down"]):
         fail(f"{label}: nvlink_down lists link indices below nvlink_links ({static['nvlink_links']}), e.g. [3]")
