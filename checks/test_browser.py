@@ -262,10 +262,10 @@ def test_no_console_errors(tab, site):
 
 
 def test_every_internal_link_resolves(site):
-    crawl, base = site["crawl"], site["base"]
-    assert len(crawl.pages) >= 10, f"only {len(crawl.pages)} pages crawled from {base}{NEW}/"
+    found, base = site["crawl"], site["base"]
+    assert len(found.pages) >= 10, f"only {len(found.pages)} pages crawled from {base}{NEW}/"
     notes = crawl.crawl(base + f"{NEW}/release-notes/")
-    broken = crawl.broken + notes.broken
+    broken = found.broken + notes.broken
     assert not broken, f"{len(broken)} broken internal link(s) in cohort {NEW}:\n" + "\n".join(broken)
     for path in ("", "versions.json", "latest/", f"{OLD}/", f"{NEW}/release-manifest.json"):
         assert crawl._fetch(base + path)[0] == 200, path

@@ -152,8 +152,9 @@ BAD = [  # (file, change, the text on the line the error must name, words it mus
      '--8<-- "labs/lab2/02_train.py"', "a lab solution"),
     ("docs/assessment/bank.yaml", lambda t: t + "# output: labs/lab1/02_gpu_exporter.py\n",
      "labs/lab1/02_gpu_exporter.py", "a lab solution"),
-    ("handbook/course/quiz/answers.py", lambda t: t.replace("\nfrom . import", "\nfrom . import grade  # noqa\nfrom . import", 1),
-     "from . import grade", "instructor-only"),
+    ("handbook/course/quiz/answers.py",
+     lambda t: t.replace("\nfrom handbook.course import", "\nfrom handbook.course.quiz import grade  # noqa\nfrom handbook.course import", 1),
+     "from handbook.course.quiz import grade", "instructor-only"),
 ]
 
 
