@@ -69,6 +69,9 @@ def files(tmp_path_factory):
     (root / "empty.json").write_text("{}")
     (root / "list.json").write_text("[1, 2, 3]")
     (root / "no-datasheet.json").write_text(json.dumps({"artifacts": {"mfu.json": {"json": {"achieved_flops": 5e14}}}}))
+    (root / "other-program.json").write_text(json.dumps({  # a recording kept while its snippet became another program
+        "awaiting": {"gpus": 1, "another_program": True, "reason": "no GPU"},
+        "artifacts": {"mfu.json": {"json": {"achieved_flops": 5.5e14, "datasheet_flops": 9.89e14}}}}))
     (root / "string-gpus.toml").write_text('gpus = "8"\n')
     (root / "typo.toml").write_text("parms = 7e9\n")
     (root / "broken.toml").write_text("params = = 3\n")
@@ -101,6 +104,7 @@ BAD = [
     ("training", ["--from-recording", "{binary.bin}"], ["--from-recording", "not UTF-8"]),
     ("training", ["--from-recording", "{list.json}"], ["--from-recording", "no achieved FLOP/s"]),
     ("training", ["--from-recording", "{no-datasheet.json}"], ["--from-recording", "datasheet"]),
+    ("training", ["--from-recording", "{other-program.json}"], ["--from-recording", "re-recording", "--mfu"]),
     ("training", ["--config", "{subdir}"], ["--config", "is a directory"]),
     ("training", ["--config", "{latin1.toml}"], ["--config", "not UTF-8"]),
     ("training", ["--config", "{string-gpus.toml}"], ["gpus = '8'", "not a number"]),

@@ -244,6 +244,19 @@ def test_activation_formula_matches_the_tensors_a_block_saves(train, experiment_
 
 # ---- the stages and the data ----------------------------------------------------------------------------------
 
+def test_the_capacity_check_reads_the_shape_this_lab_records(train):
+    """checks/test_capacity.py bounds Lab 2's recorded peak memory with the training calculator; it must find the
+    transformer's shape under the names this lab's config writes, or it checks model states alone."""
+    from dataclasses import asdict
+
+    from test_capacity import lab2_shape
+
+    for stage in (0, 3, 7):
+        config = asdict(train["stage_config"](stage, "cuda"))
+        assert lab2_shape(config) == {"layers": 24, "hidden": 2048, "heads": 16, "seq": 2048,
+                                      "batch": 8 if stage >= 3 else 1}
+
+
 def test_stage_0_is_the_starter_and_stages_accumulate(train):
     c = [train["stage_config"](s, "cuda") for s in range(8)]
     flags = lambda k: (k.bf16, k.sdpa, k.batch, k.fused_adamw, k.workers, k.pin_memory, k.log_every, k.compile)  # noqa: E731
@@ -445,6 +458,29 @@ def test_speedup_criterion_needs_3x_over_stage_0(report):
     assert report["evaluate"](results)[3]["passed"] is False
     results["stages"][0]["stage"] = 1  # the first stage run is not the baseline
     assert report["evaluate"](results)[3]["passed"] is None
+
+
+PAGES_STATING_TARGETS = ["docs/labs/lab2.md", "instructor/labs/lab2.md", "docs/optimization/metrics.md"]
+
+
+def test_the_pages_state_the_targets_the_report_applies(report):
+    """The criteria table, and every MFU or SM-activity target a page states, is what 05_report.py passes on:
+    a target changed in one place and not the other would grade learners against a number they never read."""
+    import re
+
+    page = (ROOT / "docs/labs/lab2.md").read_text(encoding="utf-8")
+    table = page[page.index("## Completion criteria"):page.index("## Step 1")]
+    rows = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", table, re.M))
+    assert rows["MFU, against the card's dense bf16 datasheet peak"] == f"≥ {report['MFU_TARGET'] * 100:.0f} %"
+    assert rows["NVML utilization, mean"] == f"≥ {report['NVML_TARGET']:.0f} %"
+    assert rows["GPM SM activity, mean"] == f"≥ {report['SM_TARGET']:.0f} %"
+    assert rows["Throughput"] == f"≥ {report['SPEEDUP_TARGET']:.0f}× the starter's tokens/s"
+    targets = {"MFU": report["MFU_TARGET"] * 100, "SM activity": report["SM_TARGET"]}
+    for name in PAGES_STATING_TARGETS:
+        text = " ".join((ROOT / name).read_text(encoding="utf-8").split())
+        for what, target in targets.items():
+            for stated in re.findall(rf"{what}[^.;|]{{0,60}}?(?:≥|at least) (\d+) %", text):
+                assert float(stated) == pytest.approx(target), f"{name}: states a {what} target of {stated} %, the report {target:g} %"
 
 
 def test_union_and_gaps(report):

@@ -365,22 +365,20 @@ def test_shown_node_check_output_is_real(tmp_path):
         assert done.stdout == m["out"], f"docs/security/exposure.md shows another output than:\n{done.stdout}"
 
 
-# ---- quiz items: answers kept in instructor/, anchors real, one misconception per wrong option ---------------------
-def test_quiz_items_are_well_formed_and_teach_real_anchors():
-    import yaml
-    from markdown.extensions.toc import slugify
+# ---- quiz items: in the bank, answered in the key, which stays out of learners' pages --------------------------------
+def test_the_quiz_asks_the_security_chapter_and_keeps_its_answers_in_the_key():
+    from handbook.quiz import bank as bank_module, key as key_module
 
-    items = yaml.safe_load((ROOT / "instructor/security-quiz-items.yaml").read_text())["items"]
-    assert len(items) >= 4 and sum(i["objective"] == 2 for i in items) >= 4
-    for item in items:
-        page, anchor = item["teaches"].split("#")
-        headings = re.findall(r"^#+ (.+)$", (ROOT / "docs" / page).read_text(), re.M)
-        assert anchor in {slugify(h, "-") for h in headings}, f"{item['id']}: no heading #{anchor} in {page}"
-        wrong = set(item["choices"]) - {item["answer"]}
-        assert item["answer"] in item["choices"] and set(item["misconceptions"]) == wrong, item["id"]
-        assert len(item["why"]) > 40
+    bank = bank_module.load()
+    key = key_module.load(bank)
+    asked = [q for q in bank.questions if q.teaches.startswith("security/")]
+    assert sum(q.objective == 2 for q in asked) >= 5 and any(q.objective == 5 for q in asked)
+    assert bank_module.unresolved(bank) == []
     learner_text = "\n".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
-    assert "security-quiz-items" not in learner_text and not any(i["why"] in learner_text for i in items)
+    for q in asked:
+        entry = key[q.id]
+        assert set(entry.misconceptions) == set(q.options) - {entry.answer}, q.id
+        assert entry.why not in learner_text and entry.why not in (ROOT / "docs/assessment/bank.yaml").read_text()
 
 
 def test_the_pages_render_the_tables_from_the_data():

@@ -130,6 +130,11 @@ def from_recording(path: str) -> dict:
         data = json.loads(read_text(path, "--from-recording"))
     except json.JSONDecodeError as err:
         raise InputError(f"--from-recording {path}: not JSON ({err.msg}, line {err.lineno})") from None
+    awaiting = data.get("awaiting") if isinstance(data, dict) else None
+    if isinstance(awaiting, dict) and awaiting.get("another_program"):
+        raise InputError(f"--from-recording {path}: this recording was made by an earlier program that the snippet has "
+                         "since replaced, and awaits a re-recording on a GPU; its figures describe that other program. "
+                         "Re-record it, or give --mfu and --peak-tflops yourself")
     artifacts = data.get("artifacts", {}) if isinstance(data, dict) else {}
     found = {}
     for artifact in artifacts.values() if isinstance(artifacts, dict) else ():
