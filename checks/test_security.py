@@ -367,7 +367,7 @@ def test_shown_node_check_output_is_real(tmp_path):
 
 # ---- quiz items: in the bank, answered in the key, which stays out of learners' pages --------------------------------
 def test_the_quiz_asks_the_security_chapter_and_keeps_its_answers_in_the_key():
-    from handbook.quiz import bank as bank_module, key as key_module
+    from handbook.course.quiz import bank as bank_module, key as key_module
 
     bank = bank_module.load()
     key = key_module.load(bank)

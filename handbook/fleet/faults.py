@@ -47,9 +47,10 @@ TRAIN = {"gpu_util_pct": 100, "mem_util_pct": 40, "memory_used_mib": 71213, "tem
 IDLE = {"gpu_util_pct": 0, "mem_util_pct": 0, "memory_used_mib": 1, "temperature_c": 34, "power_w": 72,
         "sm_clock_mhz": 345, "gpm_graphics_util_pct": 0, "gpm_sm_util_pct": 0, "gpm_sm_occupancy_pct": 0,
         "gpm_tensor_util_pct": 0, "gpm_dram_bw_util_pct": 0, "clocks_event_reasons": 0x1, "processes": False}
-# A hung all-reduce: a NCCL kernel stays resident (NVML 100 %) while the SMs do nothing (scenario hung-collective).
-HUNG = {**TRAIN, "mem_util_pct": 0, "temperature_c": 41, "power_w": 118, "gpm_sm_util_pct": 1.2,
-        "gpm_sm_occupancy_pct": 0.8, "gpm_tensor_util_pct": 0, "gpm_dram_bw_util_pct": 0}
+# A hung all-reduce, as the simulator's hung-collective scenario plays it: NCCL kernels stay resident (NVML 100 %),
+# one spinning CTA per channel keeps a fifth of the SMs busy, with no tensor work and power near idle.
+HUNG = {**TRAIN, "mem_util_pct": 0, "temperature_c": 41, "power_w": 118, "gpm_sm_util_pct": 18.2,
+        "gpm_sm_occupancy_pct": 1.1, "gpm_tensor_util_pct": 0, "gpm_dram_bw_util_pct": 0}
 SM_CLOCK_MAX_MHZ = 1980
 
 
