@@ -153,6 +153,22 @@ def test_the_stand_in_knows_only_fields_the_real_tool_lists():
     assert not ours - real, f"fields the stand-in plays that a real nvidia-smi does not list: {sorted(ours - real)}"
 
 
+# Lines of the health check whose verdict depends on where it runs (host or container), detected from the
+# machine: a shown output with one of them is only reproducible, and only right for the reader, if the command
+# names the place with --where.
+WHERE_DEPENDENT = ("), host:", "), container:", "no such process exists", "not visible here",
+                   "held by no process NVML lists", "no process visible from this container")
+
+
+def test_a_verdict_that_depends_on_host_or_container_says_which():
+    unstated = [f"{page.name}:{line}: `{command}`" for page, line, _, _, steps, _, _ in SIMULATED
+                for command, shown in steps
+                if "01_gpu_health.py" in command and "--where" not in command
+                and any(phrase in shown for phrase in WHERE_DEPENDENT)]
+    assert not unstated, ("these outputs differ on a host and in a container; add --where host or --where container:\n"
+                          + "\n".join(unstated))
+
+
 def test_every_runbook_has_a_simulated_example():
     runbooks = [p for p in PAGES if p.stem not in ("index", "drills", "evidence", "symptoms")]
     without = [p.name for p in runbooks if not any(e[0] == p for e in SIMULATED)]
