@@ -414,7 +414,10 @@ def test_pods_ask_for_gpus_right_and_name_what_exists():
 
 def test_device_plugin_configs_and_operator_values_work_together():
     assert operator_errors(values(), MANIFESTS) == []
-    assert label_commands_errors(ROOT / "docs/cuda/kubernetes.md", values(), MANIFESTS) == []
+    # Every page that tells readers to label a node for a device-plugin configuration names a key of the ONE
+    # ConfigMap (the scheduling page once showed a ConfigMap of its own, with a key no node could select).
+    for page in ("docs/cuda/kubernetes.md", "docs/distributed/scheduling.md", "docs/security/isolation.md"):
+        assert label_commands_errors(ROOT / page, values(), MANIFESTS) == [], page
 
 
 def test_kueue_and_volcano_objects_resolve_and_fit():
