@@ -338,6 +338,8 @@ def volcano_errors(objects: dict) -> list[str]:
                           "a partial gang can hold GPUs while it waits for the rest")
         if spec.get("queue", "default") not in queues:
             errors.append(f"Volcano Job {name}: queue {spec.get('queue')!r} does not exist")
+        if spec.get("maxRetry") == 0:  # Volcano's mutating webhook replaces 0 by DefaultMaxRetry (mutate_job.go)
+            errors.append(f"Volcano Job {name}: maxRetry 0 is not 'never restart': Volcano's webhook turns it into 3")
     return errors
 
 
@@ -561,6 +563,7 @@ def test_planted_kueue_errors_are_caught(edit, message):
     (lambda o: volcano_job(o)["spec"].update(minAvailable=1), "partial gang"),
     (lambda o: volcano_job(o)["spec"].pop("schedulerName"), "schedulerName must be volcano"),
     (lambda o: volcano_job(o)["spec"].update(queue="gpu"), "does not exist"),
+    (lambda o: volcano_job(o)["spec"].update(maxRetry=0), "webhook turns it into 3"),
 ])
 def test_planted_volcano_errors_are_caught(edit, message):
     errors = volcano_errors(broken(edit))
