@@ -1,6 +1,6 @@
 """The CUDA chapter's Kubernetes files (snippets/cuda/{kubernetes,dcgm-exporter,gang-scheduling}/), offline.
 
-Core kinds are validated against the Kubernetes 1.34 schemas with kubernetes-validate in strict mode (an unknown
+Core kinds are validated against the Kubernetes 1.35 schemas with kubernetes-validate in strict mode (an unknown
 field fails); pod templates inside custom resources (Volcano tasks) too, as PodTemplates. Custom resources (Kueue,
 Volcano, ServiceMonitor) are validated against their projects' own CRD schemas, vendored in
 checks/fixtures/crds/ with their source commit, with unknown fields rejected as the API server's pruning would
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = ROOT / "snippets/cuda"
 FOLDERS = ("kubernetes", "dcgm-exporter", "gang-scheduling")
 CRDS = ROOT / "checks/fixtures/crds"
-K8S = "1.34.0"
+K8S = "1.35.0"  # the oldest Kubernetes minor still supported, as read on 2026-12-06 (kubernetes.io/releases)
 OPERATOR_RUNTIME_CLASS = "nvidia"  # created by the GPU Operator (assets/pre-requisites/0200_runtime_class.yaml)
 GPU = "nvidia.com/gpu"
 

@@ -26,7 +26,7 @@ HARDENED = sorted(p for p in FOLDER.glob("*.yaml") if "values" not in p.name)
 # standalone dcgm-exporter lives in gpu-monitoring, a management namespace like the operator's.
 CUDA_SETS = [SNIPPETS / "cuda" / folder for folder in ("kubernetes", "gang-scheduling", "dcgm-exporter")]
 MANAGEMENT = ["gpu-operator", "nvidia-gpu-operator", "gpu-monitoring"]
-K8S = "1.30.0"
+K8S = "1.35.0"  # the oldest Kubernetes minor still supported, as read on 2026-12-06 (kubernetes.io/releases)
 
 
 def load(path: Path, name: str):
