@@ -120,7 +120,7 @@ mkdir -p "$PROVISION_PROC/driver/nvidia"
 echo "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  $(cut -d- -f1 "$STATE/pkg/$utils")  Release Build" > "$PROVISION_PROC/driver/nvidia/version"''',
     "mokutil": r'''cat "$STATE/secureboot"''',
     "nvidia-ctk": r'''
-[ "$1" = --version ] && { echo "NVIDIA Container Toolkit CLI version 1.18.1"; exit 0; }
+[ "$1" = --version ] && { echo "NVIDIA Container Toolkit CLI version $(cat "$STATE/ctk-version" 2>/dev/null || echo 1.19.1)"; exit 0; }
 case "$*" in
   *--runtime=containerd*) d="$PROVISION_SYSROOT/etc/containerd/conf.d"; mkdir -p "$d"
     echo '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]' > "$d/99-nvidia.toml"
@@ -522,6 +522,15 @@ def test_verify_flags_a_driver_older_than_the_newest_bulletin_fix(node):
     status, detail = report(done.stdout)["driver-security"]
     assert done.returncode == 1 and status == "MISSING" and FIXED in detail and "5821" in detail, done.stdout
     assert node.changes() == []
+
+
+def test_verify_flags_a_container_toolkit_older_than_the_newest_bulletin_fix(node):
+    """The toolkit is held with the driver, so it takes no fix by itself: 1.18.1 predates CVE-2026-24260's fix."""
+    node.run()
+    (node.state / "ctk-version").write_text("1.18.1\n")
+    done = node.run("--verify")
+    status, detail = report(done.stdout)["container-toolkit"]
+    assert done.returncode == 1 and status == "MISSING" and "1.19.1" in detail and "5850" in detail, done.stdout
 
 
 def test_a_shared_node_whose_toolkit_honours_the_variable_is_not_ready(node):

@@ -31,6 +31,9 @@ STATE_DIR="$SYSROOT/var/lib/provision-gpu-node"
 # passes --verify. Raise it with every new bulletin (the security chapter's advisories.toml lists them).
 # shellcheck disable=SC2034  # used by the argument checks and --verify
 BULLETIN="NVIDIA security bulletin 5821 (May 2026)"
+# The container toolkit is held with the driver's packages, so it takes no fix by itself either: --verify wants the
+# fixed version of the newest toolkit bulletin read (bulletin 5850, 2026-06-30, CVE-2026-24260).
+CTK_FIXED=1.19.1 CTK_BULLETIN="NVIDIA security bulletin 5850 (June 2026, CVE-2026-24260)"
 branch_info() {
   case "$1" in
     580) echo "long-term support branch|2028-06|June 2028|580.159.03" ;;
@@ -243,7 +246,15 @@ verify_node() {
   if ! command -v nvidia-ctk >/dev/null; then
     say MISSING container-toolkit "nvidia-ctk not found: containers cannot get the GPU"
   else
-    say OK container-toolkit "$(nvidia-ctk --version 2>/dev/null | head -n1)"
+    local ctk_ver
+    ctk_ver=$(nvidia-ctk --version 2>/dev/null | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+' || true)
+    if [ -z "$ctk_ver" ]; then
+      say UNKNOWN container-toolkit "nvidia-ctk --version printed no version"
+    elif older "$ctk_ver" "$CTK_FIXED"; then
+      say MISSING container-toolkit "nvidia-ctk $ctk_ver is older than $CTK_FIXED, the fix of $CTK_BULLETIN: apt-mark unhold nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1, upgrade them, hold them again"
+    else
+      say OK container-toolkit "nvidia-ctk $ctk_ver (has the fix of $CTK_BULLETIN)"
+    fi
   fi
   dropin="$SYSROOT/etc/containerd/conf.d/99-nvidia.toml"; cfg="$SYSROOT/etc/containerd/config.toml"
   if [ -e "$dropin" ] || [ -e "$cfg" ]; then
