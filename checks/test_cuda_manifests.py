@@ -1,6 +1,6 @@
 """The CUDA chapter's Kubernetes files (snippets/cuda/{kubernetes,dcgm-exporter,gang-scheduling}/), offline.
 
-Core kinds are validated against the Kubernetes 1.34 schemas with kubernetes-validate in strict mode (an unknown
+Core kinds are validated against the Kubernetes 1.35 schemas with kubernetes-validate in strict mode (an unknown
 field fails); pod templates inside custom resources (Volcano tasks) too, as PodTemplates. Custom resources (Kueue,
 Volcano, ServiceMonitor) are validated against their projects' own CRD schemas, vendored in
 checks/fixtures/crds/ with their source commit, with unknown fields rejected as the API server's pruning would
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = ROOT / "snippets/cuda"
 FOLDERS = ("kubernetes", "dcgm-exporter", "gang-scheduling")
 CRDS = ROOT / "checks/fixtures/crds"
-K8S = "1.34.0"
+K8S = "1.35.0"  # the oldest Kubernetes minor still supported, as read on 2026-12-06 (kubernetes.io/releases)
 OPERATOR_RUNTIME_CLASS = "nvidia"  # created by the GPU Operator (assets/pre-requisites/0200_runtime_class.yaml)
 GPU = "nvidia.com/gpu"
 
@@ -338,6 +338,8 @@ def volcano_errors(objects: dict) -> list[str]:
                           "a partial gang can hold GPUs while it waits for the rest")
         if spec.get("queue", "default") not in queues:
             errors.append(f"Volcano Job {name}: queue {spec.get('queue')!r} does not exist")
+        if spec.get("maxRetry") == 0:  # Volcano's mutating webhook replaces 0 by DefaultMaxRetry (mutate_job.go)
+            errors.append(f"Volcano Job {name}: maxRetry 0 is not 'never restart': Volcano's webhook turns it into 3")
     return errors
 
 
@@ -414,7 +416,10 @@ def test_pods_ask_for_gpus_right_and_name_what_exists():
 
 def test_device_plugin_configs_and_operator_values_work_together():
     assert operator_errors(values(), MANIFESTS) == []
-    assert label_commands_errors(ROOT / "docs/cuda/kubernetes.md", values(), MANIFESTS) == []
+    # Every page that tells readers to label a node for a device-plugin configuration names a key of the ONE
+    # ConfigMap (the scheduling page once showed a ConfigMap of its own, with a key no node could select).
+    for page in ("docs/cuda/kubernetes.md", "docs/distributed/scheduling.md", "docs/security/isolation.md"):
+        assert label_commands_errors(ROOT / page, values(), MANIFESTS) == [], page
 
 
 def test_kueue_and_volcano_objects_resolve_and_fit():
@@ -558,6 +563,7 @@ def test_planted_kueue_errors_are_caught(edit, message):
     (lambda o: volcano_job(o)["spec"].update(minAvailable=1), "partial gang"),
     (lambda o: volcano_job(o)["spec"].pop("schedulerName"), "schedulerName must be volcano"),
     (lambda o: volcano_job(o)["spec"].update(queue="gpu"), "does not exist"),
+    (lambda o: volcano_job(o)["spec"].update(maxRetry=0), "webhook turns it into 3"),
 ])
 def test_planted_volcano_errors_are_caught(edit, message):
     errors = volcano_errors(broken(edit))

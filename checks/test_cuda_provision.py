@@ -17,15 +17,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "snippets/cuda/driver-upgrades/provision-gpu-node.sh"
 KERNEL = "6.8.0-45-generic"
-NEW, OLD = "580.95.05", "580.82.07"
+NEW, OLD = "580.159.04", "580.159.03"  # both carry the R580 fix of the newest bulletin the script knows
+VULNERABLE, FIXED = "580.126.09", "580.159.03"  # an R580 release older than that fix (bulletin 5821), and the fix
 # Commands that change a node; a dry run, --verify, or a run on a provisioned node must make none of them.
 MUTATING = re.compile(r"^(apt-get (update|install)|apt-mark (hold|unhold)|dpkg -i|modprobe"
-                      r"|systemctl (enable|start|restart|daemon-reload)|nvidia-ctk runtime|curl)\b")
+                      r"|systemctl (enable|start|restart|daemon-reload)|nvidia-ctk (runtime|config)|curl)\b")
 
 
 def repo(branch="580") -> dict[str, list[str]]:
     """What `apt-cache madison` offers: Ubuntu's -server-open driver packages, Fabric Manager, the rest."""
-    driver = [f"{NEW}-0ubuntu0.24.04.2", f"{OLD}-0ubuntu0.24.04.1"]
+    driver = [f"{NEW}-0ubuntu0.24.04.2", f"{OLD}-0ubuntu0.24.04.1", f"{VULNERABLE}-0ubuntu0.24.04.1"]
     pkgs = {f"{name}-{branch}-server": driver for name in ("nvidia-utils", "nvidia-compute-utils", "libnvidia-compute")}
     pkgs[f"nvidia-headless-no-dkms-{branch}-server-open"] = driver
     pkgs[f"nvidia-fabricmanager-{branch}"] = driver
@@ -119,7 +120,7 @@ mkdir -p "$PROVISION_PROC/driver/nvidia"
 echo "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  $(cut -d- -f1 "$STATE/pkg/$utils")  Release Build" > "$PROVISION_PROC/driver/nvidia/version"''',
     "mokutil": r'''cat "$STATE/secureboot"''',
     "nvidia-ctk": r'''
-[ "$1" = --version ] && { echo "NVIDIA Container Toolkit CLI version 1.18.1"; exit 0; }
+[ "$1" = --version ] && { echo "NVIDIA Container Toolkit CLI version $(cat "$STATE/ctk-version" 2>/dev/null || echo 1.19.1)"; exit 0; }
 case "$*" in
   *--runtime=containerd*) d="$PROVISION_SYSROOT/etc/containerd/conf.d"; mkdir -p "$d"
     echo '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]' > "$d/99-nvidia.toml"
@@ -127,6 +128,8 @@ case "$*" in
     echo 'imports = ["/etc/containerd/conf.d/*.toml"]' > "$PROVISION_SYSROOT/etc/containerd/config.toml" ;;
   *--runtime=docker*) mkdir -p "$PROVISION_SYSROOT/etc/docker"
     echo '{"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}' > "$PROVISION_SYSROOT/etc/docker/daemon.json" ;;
+  config\ --in-place*) c="$PROVISION_SYSROOT/etc/nvidia-container-runtime/config.toml"; mkdir -p "$(dirname "$c")"
+    while [ $# -gt 0 ]; do [ "$1" = --set ] && echo "${2%%=*} = ${2#*=}" >> "$c"; shift; done ;;
 esac''',
     "curl": r'''while [ $# -gt 0 ]; do [ "$1" = -o ] && { echo "downloaded" > "$2"; }; shift; done''',
     "uname": r'''case "$1" in -r) echo ''' + KERNEL + ''' ;; -m) echo x86_64 ;; *) echo Linux ;; esac''',
@@ -241,7 +244,8 @@ def test_dry_run_on_a_fresh_node_plans_everything_and_changes_nothing(node):
     assert done.returncode == 0, done.stderr
     steps = plan(done.stdout)
     expected = ["CUDA repository", "Container Toolkit repository", f"install driver {NEW}", "nvidia-container-toolkit",
-                "--set-as-default", "datacenter-gpu-manager-4-cuda13", "hold every NVIDIA package",
+                "--set-as-default", "ignore NVIDIA_VISIBLE_DEVICES in unprivileged containers",
+                "datacenter-gpu-manager-4-cuda13", "hold every NVIDIA package",
                 "nvidia-persistenced nvidia-dcgm"]
     assert len(steps) == len(expected), steps
     for text, want in zip(steps, expected):
@@ -262,13 +266,15 @@ def test_provisioning_pins_holds_loads_then_starts_services_and_a_rerun_changes_
     assert "nvidia-dkms" not in install
     assert calls[calls.index(install) - 1] == "apt-get update"
     assert "nvidia-ctk runtime configure --runtime=containerd --set-as-default" in calls
+    assert ("nvidia-ctk config --in-place --set accept-nvidia-visible-devices-envvar-when-unprivileged=false"
+            " --set accept-nvidia-visible-devices-as-volume-mounts=true") in calls
     # every NVIDIA package on the node is held, and the holds are real
     nvidia = {p for p in node.installed() if re.match(r"(nvidia-|libnvidia-|linux-modules-nvidia-|datacenter-gpu|cuda-)", p)}
     assert nvidia and nvidia <= node.held(), nvidia - node.held()
     # the module is loaded before any service that needs it is started
     assert calls.index("modprobe nvidia") < calls.index("systemctl start nvidia-dcgm")
     assert calls.index("modprobe nvidia") < calls.index("systemctl start nvidia-persistenced")
-    assert "verified: driver 580.95.05" in done.stdout and report(done.stdout)["persistence"][0] == "OK"
+    assert f"verified: driver {NEW}" in done.stdout and report(done.stdout)["persistence"][0] == "OK"
 
     again = node.run()
     assert again.returncode == 0, again.stdout + again.stderr
@@ -311,6 +317,9 @@ def test_a_module_that_cannot_be_loaded_now_means_reboot_and_services_wait_for_i
     (["--driver-branch", "535"], "--driver-branch 535 reached its end of life in June 2026; accepted: 580"),
     (["--driver-branch", "570"], "--driver-branch 570 is a production branch (not long-term support)"),
     (["--driver-version", "595.58.03"], "--driver-version 595.58.03: write a point release of branch 580"),
+    (["--driver-version", VULNERABLE], f"--driver-version {VULNERABLE}: older than {FIXED}, the R580 fix of NVIDIA"
+                                       " security bulletin 5821 (May 2026); pin 580.159.03 or later"),
+    (["--exporter-address", "any"], "--exporter-address any: accepted: an IPv4 address of this host"),
     (["--runtime", "cri-o"], "--runtime cri-o: accepted: containerd, docker, none"),
     (["--toolkit", "11.8"], "--toolkit 11.8: accepted: 12.x or 13.x"),
     (["--nvswitch", "maybe"], "--nvswitch maybe: accepted: auto, yes, no"),
@@ -355,8 +364,8 @@ def test_secure_boot_without_a_signed_module_is_refused_and_without_it_dkms_need
 def test_a_pinned_point_release_is_installed_exactly_or_refused(node):
     assert node.run("--driver-version", OLD).returncode == 0
     assert node.installed()["nvidia-utils-580-server"].startswith(OLD + "-")
-    done = node.run("--driver-version", "580.1.1", "--dry-run")
-    assert done.returncode == 2 and "--driver-version 580.1.1" in done.stderr and NEW in done.stderr
+    done = node.run("--driver-version", "580.999.1", "--dry-run")
+    assert done.returncode == 2 and "--driver-version 580.999.1" in done.stderr and NEW in done.stderr
 
 
 def test_a_running_driver_of_another_branch_is_left_to_the_upgrade_procedure(node):
@@ -409,7 +418,7 @@ def test_toolkit_118_drop_in_counts_as_configured(node):
     dropin.parent.mkdir(parents=True)
     dropin.write_text('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\ndefault_runtime_name = "nvidia"\n')
     (node.sysroot / "etc/containerd/config.toml").write_text('imports = ["/etc/containerd/conf.d/*.toml"]\n')
-    assert not any("nvidia-ctk" in s for s in plan(node.run("--dry-run").stdout))
+    assert not any("runtime configure" in s for s in plan(node.run("--dry-run").stdout))
     dropin.write_text('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n')  # not the default
     assert any("--set-as-default" in s for s in plan(node.run("--dry-run").stdout))
 
@@ -419,8 +428,12 @@ def test_docker_node_runs_dcgm_exporter_as_a_systemd_unit(node):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nvidia-ctk runtime configure --runtime=docker" in node.calls()
     unit = (node.sysroot / "etc/systemd/system/dcgm-exporter.service").read_text()
-    assert "--gpus all" in unit and "-p 9400:9400" in unit and "dcgm-exporter:4.5.3-4.8.2" in unit
+    # published on loopback only: the exporter has no authentication (security chapter, monitoring endpoints)
+    assert "--gpus all" in unit and "-p 127.0.0.1:9400:9400" in unit and "dcgm-exporter:4.5.3-4.8.2" in unit
     assert node.run("--runtime", "docker").returncode == 0 and node.changes() == []
+    assert not any("nvidia-ctk config" in c for c in node.calls())  # docker --gpus needs the variable honoured
+    assert node.run("--runtime", "docker", "--exporter-address", "10.0.0.5").returncode == 0
+    assert "-p 10.0.0.5:9400:9400" in (node.sysroot / "etc/systemd/system/dcgm-exporter.service").read_text()
 
 
 def test_the_cuda_toolkit_only_on_request(node):
@@ -434,8 +447,8 @@ def test_verify_on_a_provisioned_hgx_node_is_ready_and_changes_nothing(hgx):
     done = hgx.run("--verify")
     assert done.returncode == 0, done.stdout
     lines = report(done.stdout)
-    for check in ("driver-module", "nvidia-smi", "driver-branch", "fabric-manager", "persistence", "holds",
-                  "container-toolkit", "containerd", "dcgm"):
+    for check in ("driver-module", "nvidia-smi", "driver-branch", "driver-security", "fabric-manager", "persistence",
+                  "holds", "container-toolkit", "containerd", "gpu-isolation", "dcgm"):
         assert lines[check][0] == "OK", (check, lines.get(check))
     assert hgx.changes() == []
 
@@ -497,4 +510,35 @@ def test_verify_catches_fabric_manager_at_another_version_than_the_driver(hgx):
     (hgx.state / "pkg/nvidia-fabricmanager-580").write_text(f"{OLD}-0ubuntu0.24.04.1\n")
     done = hgx.run("--verify")
     status, detail = report(done.stdout)["fabric-manager"]
-    assert done.returncode == 1 and status == "MISSING" and "does not match driver 580.95.05" in detail
+    assert done.returncode == 1 and status == "MISSING" and f"does not match driver {NEW}" in detail
+
+
+def test_verify_flags_a_driver_older_than_the_newest_bulletin_fix(node):
+    """A held driver gets no fix by itself: a node pinned below the bulletin's fixed version is not ready."""
+    node.run()
+    (node.state / "pkg/nvidia-utils-580-server").write_text(f"{VULNERABLE}-0ubuntu0.24.04.1\n")
+    node.load_module(VULNERABLE)
+    done = node.run("--verify")
+    status, detail = report(done.stdout)["driver-security"]
+    assert done.returncode == 1 and status == "MISSING" and FIXED in detail and "5821" in detail, done.stdout
+    assert node.changes() == []
+
+
+def test_verify_flags_a_container_toolkit_older_than_the_newest_bulletin_fix(node):
+    """The toolkit is held with the driver, so it takes no fix by itself: 1.18.1 predates CVE-2026-24260's fix."""
+    node.run()
+    (node.state / "ctk-version").write_text("1.18.1\n")
+    done = node.run("--verify")
+    status, detail = report(done.stdout)["container-toolkit"]
+    assert done.returncode == 1 and status == "MISSING" and "1.19.1" in detail and "5850" in detail, done.stdout
+
+
+def test_a_shared_node_whose_toolkit_honours_the_variable_is_not_ready(node):
+    """With nvidia as containerd's default runtime, an unprivileged pod that sets NVIDIA_VISIBLE_DEVICES=all gets
+    every GPU unless the toolkit ignores the variable: --verify says so, and a rerun puts the setting back."""
+    node.run()
+    (node.sysroot / "etc/nvidia-container-runtime/config.toml").write_text(
+        "accept-nvidia-visible-devices-envvar-when-unprivileged = true\n")
+    done = node.run("--verify")
+    assert done.returncode == 1 and report(done.stdout)["gpu-isolation"][0] == "MISSING", done.stdout
+    assert any("ignore NVIDIA_VISIBLE_DEVICES" in s for s in plan(node.run("--dry-run").stdout))

@@ -21,7 +21,12 @@ POLICIES = SNIPPETS / "security/device-access/gpu_policies.py"
 FIXTURES = ROOT / "checks/fixtures/security/manifests"
 INSECURE = sorted(FIXTURES.glob("*.yaml"))
 HARDENED = sorted(p for p in FOLDER.glob("*.yaml") if "values" not in p.name)
-K8S = "1.30.0"
+# The CUDA chapter's Kubernetes files must pass the same policies: its tenant workloads (the GPU pod, the Kueue and
+# Volcano jobs) once named the nvidia runtime class, which the policies keep to GPU management namespaces. Its
+# standalone dcgm-exporter lives in gpu-monitoring, a management namespace like the operator's.
+CUDA_SETS = [SNIPPETS / "cuda" / folder for folder in ("kubernetes", "gang-scheduling", "dcgm-exporter")]
+MANAGEMENT = ["gpu-operator", "nvidia-gpu-operator", "gpu-monitoring"]
+K8S = "1.35.0"  # the oldest Kubernetes minor still supported, as read on 2026-12-06 (kubernetes.io/releases)
 
 
 def load(path: Path, name: str):
@@ -41,8 +46,9 @@ def expected(path: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def findings():
     """One checkov run: the hardened folder as one manifest set, each fixture as a set of its own."""
-    done = subprocess.run([sys.executable, str(RUNNER), "--json", str(FOLDER), *map(str, INSECURE)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    namespaces = [arg for ns in MANAGEMENT for arg in ("--operator-namespace", ns)]
+    done = subprocess.run([sys.executable, str(RUNNER), "--json", *namespaces, str(FOLDER), *map(str, CUDA_SETS),
+                           *map(str, INSECURE)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 1, done.stderr
     by_file = {}
     for f in json.loads(done.stdout):
@@ -52,6 +58,11 @@ def findings():
 
 def test_the_hardened_manifests_pass(findings):
     assert not {f: ids for f, ids in findings.items() if f.parent == FOLDER.resolve()}
+
+
+def test_the_cuda_chapters_kubernetes_files_pass(findings):
+    cuda = {f: ids for f, ids in findings.items() if any(f.parent == d.resolve() for d in CUDA_SETS)}
+    assert not cuda, cuda
 
 
 @pytest.mark.parametrize("fixture", INSECURE, ids=lambda p: p.stem)

@@ -120,7 +120,7 @@ def test_violation_counters_count_wall_time_at_any_speed():
 
 
 def test_fabric_states_and_requested_vs_enforced_power():
-    with gpusim.activate("fabric-manager-down") as nv:
+    with gpusim.activate("hgx-fabric-down") as nv:
         nv.nvmlInit()
         info = nv.c_nvmlGpuFabricInfo_t()
         nv.nvmlDeviceGetGpuFabricInfo(nv.nvmlDeviceGetHandleByIndex(7), ctypes.byref(info))

@@ -80,7 +80,8 @@ EXPECTED = {
     "pcie-downtrained": {"links": "WARN"},  # Gen4 x8 of Gen5 x16 under load
     "nvlink-down@5": {"links": "CRITICAL", "xid": "CRITICAL"},  # link 5 down after Xid 74 at 1 s
     "nvlink-errors@29": {"links": "WARN"},  # a burst of CRC and replay errors on link 3 at 31 s, every link up
-    "fabric-manager-down": {"fabric": "CRITICAL"},  # fabric registration in progress: CUDA error 802
+    "hgx-fabric-ready": {},  # the same HGX board after Fabric Manager set the fabric up: every check OK
+    "hgx-fabric-down": {"fabric": "CRITICAL"},  # fabric registration in progress: CUDA error 802
     "mig-h200-enabled-empty": {"mig": "WARN"},  # MIG on, no instance: CUDA sees no device
     "mig-h200-pending": {"mig": "WARN"},  # MIG switched on without the reset that applies it
     "mig-h200-mixed --expect-mig 1g.18gb:7": {"mig": "WARN"},  # the layout drifted from the node's configuration

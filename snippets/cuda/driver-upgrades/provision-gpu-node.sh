@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Brings an Ubuntu 22.04/24.04 GPU node to a pinned data-center driver (every NVIDIA package held at one version),
-# Fabric Manager on NVSwitch systems (the same version as the driver), nvidia-persistenced, the NVIDIA Container
-# Toolkit with the runtime configured, DCGM, and optionally the CUDA toolkit. Idempotent: each step checks the
-# node first, so a second run changes nothing and ends with the verification.
+# Brings an Ubuntu 22.04/24.04 GPU node to a pinned data-center driver (every NVIDIA package held at one version,
+# no older than the newest security bulletin's fix), Fabric Manager on NVSwitch systems (the same version as the
+# driver), nvidia-persistenced, the NVIDIA Container Toolkit with the runtime configured (on a Kubernetes node: a
+# pod gets only the GPUs the device plugin gave it), DCGM, and optionally the CUDA toolkit. Idempotent: each step
+# checks the node first, so a second run changes nothing and ends with the verification.
 #
 #   sudo ./provision-gpu-node.sh --dry-run                 # the numbered plan; changes nothing
 #   sudo ./provision-gpu-node.sh --driver-branch 580 --runtime containerd
-#   ./provision-gpu-node.sh --verify                       # read-only: driver, module, Fabric Manager, persistence,
-#                                                          # holds, container runtime, DCGM; no root needed
+#   ./provision-gpu-node.sh --verify                       # read-only: driver, module, security fixes, Fabric
+#                                                          # Manager, persistence, holds, container runtime, DCGM
 #   sudo ./provision-gpu-node.sh --rollback                # the NVIDIA package versions saved before the last change
 #
 # Exit status: 0 done and verified (or ready); 1 a step failed, or --verify found a problem; 2 refused: bad
@@ -25,10 +26,18 @@ STATE_DIR="$SYSROOT/var/lib/provision-gpu-node"
 # Data-center driver branches this script installs: designation and end of life, from NVIDIA's support matrix
 # (docs.nvidia.com/datacenter/tesla/drivers, "Supported Drivers and CUDA Toolkit Versions", read 2026-12-06).
 # A branch past its end of life gets no security fixes: it is refused, like one NVIDIA does not list.
+# The last field is the branch's fixed version in the newest GPU driver security bulletin read (bulletin 5821,
+# May 2026: published 2026-05-19, revised 2026-05-21, NVIDIA/product-security): no older version is installed or
+# passes --verify. Raise it with every new bulletin (the security chapter's advisories.toml lists them).
+# shellcheck disable=SC2034  # used by the argument checks and --verify
+BULLETIN="NVIDIA security bulletin 5821 (May 2026)"
+# The container toolkit is held with the driver's packages, so it takes no fix by itself either: --verify wants the
+# fixed version of the newest toolkit bulletin read (bulletin 5850, 2026-06-30, CVE-2026-24260).
+CTK_FIXED=1.19.1 CTK_BULLETIN="NVIDIA security bulletin 5850 (June 2026, CVE-2026-24260)"
 branch_info() {
   case "$1" in
-    580) echo "long-term support branch|2028-06|June 2028" ;;
-    595) echo "production branch|2027-03|March 2027" ;;
+    580) echo "long-term support branch|2028-06|June 2028|580.159.03" ;;
+    595) echo "production branch|2027-03|March 2027|595.71.05" ;;
     *) return 1 ;;
   esac
 }
@@ -45,6 +54,7 @@ TOOLKIT=none                 # the CUDA toolkit only where code is compiled: --t
 NVSWITCH=auto                # auto: Fabric Manager when an NVSwitch is on the PCI bus
 EXPORTER=auto                # auto: a systemd unit with docker; the GPU Operator's DaemonSet with containerd
 EXPORTER_IMAGE=nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless   # check NGC for the current tag
+EXPORTER_ADDRESS=127.0.0.1   # where the Docker host publishes :9400 (no authentication): the management address
 MODE=apply                   # apply, dry-run, verify, rollback
 
 die() { echo "$ME: $*" >&2; exit 2; }
@@ -53,12 +63,13 @@ need() { if [ -z "$2" ]; then die "$1 needs a value: $3"; fi; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --driver-branch) need "$1" "${2:-}" "one of $ACCEPTED"; DRIVER_BRANCH=$2; shift 2 ;;
-    --driver-version) need "$1" "${2:-}" "a point release of the branch, e.g. 580.95.05"; DRIVER_VERSION=$2; shift 2 ;;
+    --driver-version) need "$1" "${2:-}" "a point release of the branch, e.g. 580.159.03"; DRIVER_VERSION=$2; shift 2 ;;
     --runtime) need "$1" "${2:-}" "containerd, docker or none"; RUNTIME=$2; shift 2 ;;
     --toolkit) need "$1" "${2:-}" "MAJOR.MINOR (e.g. 13.0) or none"; TOOLKIT=$2; shift 2 ;;
     --nvswitch) need "$1" "${2:-}" "auto, yes or no"; NVSWITCH=$2; shift 2 ;;
     --exporter) need "$1" "${2:-}" "auto, systemd or none"; EXPORTER=$2; shift 2 ;;
     --exporter-image) need "$1" "${2:-}" "an image reference"; EXPORTER_IMAGE=$2; shift 2 ;;
+    --exporter-address) need "$1" "${2:-}" "an IPv4 address of this host"; EXPORTER_ADDRESS=$2; shift 2 ;;
     --dry-run) MODE=dry-run; shift ;;
     --verify) MODE=verify; shift ;;
     --rollback) MODE=rollback; shift ;;
@@ -73,16 +84,21 @@ case "$DRIVER_BRANCH" in
   570) die "--driver-branch 570 $RETIRED_570; accepted: $ACCEPTED" ;;
 esac
 INFO=$(branch_info "$DRIVER_BRANCH") || die "--driver-branch $DRIVER_BRANCH: not a data-center branch this script installs; accepted: $ACCEPTED"
-IFS='|' read -r BRANCH_KIND BRANCH_EOL BRANCH_EOL_TEXT <<< "$INFO"
+IFS='|' read -r BRANCH_KIND BRANCH_EOL BRANCH_EOL_TEXT BRANCH_FIXED <<< "$INFO"
+older() { [ "$1" != "$2" ] && [ "$(printf '%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }   # version $1 < $2
 [ "$MODE" = verify ] || [[ ! "$TODAY" > "$BRANCH_EOL" ]] ||
   die "--driver-branch $DRIVER_BRANCH: its support ended in $BRANCH_EOL_TEXT; accepted: $ACCEPTED (update this script's branch table)"
 if [ -n "$DRIVER_VERSION" ]; then
   [[ "$DRIVER_VERSION" =~ ^${DRIVER_BRANCH}\.[0-9]+(\.[0-9]+)?$ ]] ||
-    die "--driver-version $DRIVER_VERSION: write a point release of branch $DRIVER_BRANCH, e.g. $DRIVER_BRANCH.95.05"
+    die "--driver-version $DRIVER_VERSION: write a point release of branch $DRIVER_BRANCH, e.g. $BRANCH_FIXED"
+  ! older "$DRIVER_VERSION" "$BRANCH_FIXED" ||
+    die "--driver-version $DRIVER_VERSION: older than $BRANCH_FIXED, the R$DRIVER_BRANCH fix of $BULLETIN; pin $BRANCH_FIXED or later"
 fi
 case "$RUNTIME" in containerd|docker|none) ;; *) die "--runtime $RUNTIME: accepted: containerd, docker, none" ;; esac
 case "$NVSWITCH" in auto|yes|no) ;; *) die "--nvswitch $NVSWITCH: accepted: auto, yes, no" ;; esac
 case "$EXPORTER" in auto|systemd|none) ;; *) die "--exporter $EXPORTER: accepted: auto, systemd, none" ;; esac
+[[ "$EXPORTER_ADDRESS" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
+  die "--exporter-address $EXPORTER_ADDRESS: accepted: an IPv4 address of this host (127.0.0.1, or the management network's)"
 if [ "$TOOLKIT" != none ]; then
   [[ "$TOOLKIT" =~ ^(12|13)\.([0-9]+)$ ]] || die "--toolkit $TOOLKIT: accepted: 12.x or 13.x as MAJOR.MINOR (e.g. 13.0), or none"
   TOOLKIT_PKG="cuda-toolkit-${BASH_REMATCH[1]}-${BASH_REMATCH[2]}"   # branches 580 and 595 run CUDA 12.x and 13.x
@@ -96,7 +112,7 @@ version_of() {                                                                 #
   local v; v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$1" 2>/dev/null) || return 0
   [[ "$v" == ii* ]] && echo "${v#*|}"; return 0
 }
-upstream() { local v=${1#*:}; echo "${v%%-*}"; }                               # 580.95.05-0ubuntu1 -> 580.95.05
+upstream() { local v=${1#*:}; echo "${v%%-*}"; }                               # 580.159.03-0ubuntu1 -> 580.159.03
 HELD=""                                                                        # apt-mark showhold, read once
 held() { [ -n "$HELD" ] || HELD=$(apt-mark showhold 2>/dev/null; echo .); grep -qx -- "$1" <<< "$HELD"; }
 forget_holds() { HELD=""; }                                                    # after apt-mark hold/unhold
@@ -131,7 +147,7 @@ say() {  # STATUS CHECK DETAIL; MISSING and REBOOT decide the exit status, UNKNO
 }
 
 verify_node() {
-  local loaded pkg_ver utils smi n fabric persist unheld p dropin cfg kind eol eol_text
+  local loaded pkg_ver utils smi n fabric persist unheld p dropin cfg kind eol eol_text fixed ctk_cfg
   if [ -f "$SYSROOT/.dockerenv" ] || [ -f "$SYSROOT/run/.containerenv" ]; then
     say INFO environment "inside a container: host services and packages are not visible from here"
   fi
@@ -171,9 +187,15 @@ verify_node() {
       535) say MISSING driver-branch "R535 $RETIRED_535: no more security fixes; move to $ACCEPTED" ;;
       570) say MISSING driver-branch "R570 $RETIRED_570; move to $ACCEPTED" ;;
       *) if info=$(branch_info "${running_ver%%.*}"); then
-           IFS='|' read -r kind eol eol_text <<< "$info"
+           IFS='|' read -r kind eol eol_text fixed <<< "$info"
            if [[ "$TODAY" > "$eol" ]]; then say MISSING driver-branch "R${running_ver%%.*} support ended in $eol_text"
            else say OK driver-branch "R${running_ver%%.*}: $kind, supported to $eol_text"; fi
+           # A pinned driver gets no fix by itself: the pin must be at or above the newest bulletin's fix.
+           if older "$running_ver" "$fixed"; then
+             say MISSING driver-security "$running_ver is older than $fixed, the R${running_ver%%.*} fix of $BULLETIN: drain, then --driver-version $fixed (or later)"
+           else
+             say OK driver-security "$running_ver has the fixes of $BULLETIN, the newest this script knows; check NVIDIA's bulletins since"
+           fi
          else
            say UNKNOWN driver-branch "R${running_ver%%.*} is not in this script's branch table ($ACCEPTED)"
          fi ;;
@@ -224,7 +246,15 @@ verify_node() {
   if ! command -v nvidia-ctk >/dev/null; then
     say MISSING container-toolkit "nvidia-ctk not found: containers cannot get the GPU"
   else
-    say OK container-toolkit "$(nvidia-ctk --version 2>/dev/null | head -n1)"
+    local ctk_ver
+    ctk_ver=$(nvidia-ctk --version 2>/dev/null | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+' || true)
+    if [ -z "$ctk_ver" ]; then
+      say UNKNOWN container-toolkit "nvidia-ctk --version printed no version"
+    elif older "$ctk_ver" "$CTK_FIXED"; then
+      say MISSING container-toolkit "nvidia-ctk $ctk_ver is older than $CTK_FIXED, the fix of $CTK_BULLETIN: apt-mark unhold nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1, upgrade them, hold them again"
+    else
+      say OK container-toolkit "nvidia-ctk $ctk_ver (has the fix of $CTK_BULLETIN)"
+    fi
   fi
   dropin="$SYSROOT/etc/containerd/conf.d/99-nvidia.toml"; cfg="$SYSROOT/etc/containerd/config.toml"
   if [ -e "$dropin" ] || [ -e "$cfg" ]; then
@@ -234,6 +264,16 @@ verify_node() {
       say MISSING containerd "nvidia runtime present but not the default: pods need runtimeClassName: nvidia, or run nvidia-ctk runtime configure --runtime=containerd --set-as-default"
     else
       say MISSING containerd "no nvidia runtime: nvidia-ctk runtime configure --runtime=containerd --set-as-default"
+    fi
+  fi
+  # A shared Kubernetes node: with nvidia as containerd's default runtime, the toolkit must ignore an unprivileged
+  # container's NVIDIA_VISIBLE_DEVICES (its default honours it), or any pod that sets it to "all" gets every GPU.
+  ctk_cfg="$SYSROOT/etc/nvidia-container-runtime/config.toml"
+  if grep -qs 'default_runtime_name = "nvidia"' "$dropin" "$cfg"; then
+    if grep -qsE '^[[:space:]]*accept-nvidia-visible-devices-envvar-when-unprivileged[[:space:]]*=[[:space:]]*false' "$ctk_cfg"; then
+      say OK gpu-isolation "the toolkit ignores NVIDIA_VISIBLE_DEVICES in unprivileged containers: pods get the GPUs the device plugin gave them"
+    else
+      say MISSING gpu-isolation "nvidia is containerd's default runtime and the toolkit honours NVIDIA_VISIBLE_DEVICES in unprivileged containers: any pod can take every GPU; nvidia-ctk config --in-place --set accept-nvidia-visible-devices-envvar-when-unprivileged=false"
     fi
   fi
   if [ -e "$SYSROOT/etc/docker/daemon.json" ]; then
@@ -346,6 +386,7 @@ CUDA_REPO="https://developer.download.nvidia.com/compute/cuda/repos/${DISTRO}/$(
 CTK_LIST="$SYSROOT/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 CTK_KEY="$SYSROOT/usr/share/keyrings/nvidia-container-toolkit-keyring.asc"
 DROPIN="$SYSROOT/etc/containerd/conf.d/99-nvidia.toml"
+CTK_CONFIG="$SYSROOT/etc/nvidia-container-runtime/config.toml"
 EXPORTER_UNIT="$SYSROOT/etc/systemd/system/dcgm-exporter.service"
 DCGM_PKG=datacenter-gpu-manager-4-cuda13      # DCGM 4 is built per CUDA major of the driver: 13 for R580 and R595
 
@@ -398,6 +439,22 @@ if [ "$RUNTIME" != none ]; then
     configured() { grep -qs 'default_runtime_name = "nvidia"' "$DROPIN" "$SYSROOT/etc/containerd/config.toml"; }
     do_runtime() { nvidia-ctk runtime configure --runtime=containerd --set-as-default; systemctl restart containerd; }
     configured || step "make nvidia containerd's default runtime (nvidia-ctk runtime configure --set-as-default), restart containerd" do_runtime
+    # --8<-- [start:isolation]
+    # With nvidia as the default runtime, every container goes through the toolkit, whose default honours an
+    # unprivileged container's NVIDIA_VISIBLE_DEVICES: a pod without a GPU request that sets it to "all" would get
+    # every GPU. Ignore it, and take the device plugin's list as volume mounts (its volume-mounts strategy) or as
+    # CDI devices (cdi-annotations, cdi-cri: the GPU Operator's default since v25.10.0). Privileged containers (the
+    # GPU Operator's operands) still get what they ask for.
+    isolated() {
+      grep -qsE '^[[:space:]]*accept-nvidia-visible-devices-envvar-when-unprivileged[[:space:]]*=[[:space:]]*false' "$CTK_CONFIG" &&
+        grep -qsE '^[[:space:]]*accept-nvidia-visible-devices-as-volume-mounts[[:space:]]*=[[:space:]]*true' "$CTK_CONFIG"
+    }
+    do_isolation() {
+      nvidia-ctk config --in-place --set accept-nvidia-visible-devices-envvar-when-unprivileged=false \
+        --set accept-nvidia-visible-devices-as-volume-mounts=true
+    }
+    isolated || step "make the toolkit ignore NVIDIA_VISIBLE_DEVICES in unprivileged containers and take the device plugin's volume mounts (nvidia-ctk config)" do_isolation
+    # --8<-- [end:isolation]
   else
     do_runtime() { nvidia-ctk runtime configure --runtime=docker; systemctl restart docker; }
     grep -qs '"nvidia"' "$SYSROOT/etc/docker/daemon.json" ||
@@ -433,13 +490,13 @@ if [ "$EXPORTER" = systemd ]; then
   exporter_unit() {
     cat <<EOF
 [Unit]
-Description=dcgm-exporter: DCGM metrics for Prometheus on :9400
+Description=dcgm-exporter: DCGM metrics for Prometheus on $EXPORTER_ADDRESS:9400 (no authentication)
 After=docker.service nvidia-dcgm.service
 Requires=docker.service
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f dcgm-exporter
-ExecStart=/usr/bin/docker run --rm --name dcgm-exporter --gpus all --cap-add SYS_ADMIN -p 9400:9400 $EXPORTER_IMAGE
+ExecStart=/usr/bin/docker run --rm --name dcgm-exporter --gpus all --cap-add SYS_ADMIN -p $EXPORTER_ADDRESS:9400:9400 $EXPORTER_IMAGE
 ExecStop=/usr/bin/docker stop dcgm-exporter
 Restart=always
 
@@ -449,7 +506,7 @@ EOF
   }
   do_exporter_unit() { mkdir -p "$(dirname "$EXPORTER_UNIT")"; exporter_unit > "$EXPORTER_UNIT"; systemctl daemon-reload; systemctl enable dcgm-exporter; }
   [ "$(cat "$EXPORTER_UNIT" 2>/dev/null)" = "$(exporter_unit)" ] ||
-    step "write and enable the dcgm-exporter systemd unit ($EXPORTER_IMAGE)" do_exporter_unit
+    step "write and enable the dcgm-exporter systemd unit ($EXPORTER_IMAGE on $EXPORTER_ADDRESS:9400)" do_exporter_unit
 fi
 
 # ---- run it ----------------------------------------------------------------------------------------------

@@ -325,7 +325,7 @@ def check_driver(node, adv):
         listed_before = True
         if have < version(fixed):
             findings.append((severity(bulletin["cvss"]), f"bulletin {bulletin['bulletin']} ({bulletin['title']},"
-                             f" {bulletin['published']}, CVSS up to {bulletin['cvss']}): fixed in {fixed}"))
+                             f" {dated(bulletin)}, CVSS up to {bulletin['cvss']}): fixed in {fixed}"))
     if unfixed:
         last = unfixed[-1]
         branches = ", ".join(f"{b} >= {v}" for b, v in last["fixed"].items())
@@ -447,6 +447,11 @@ def check_cdi(node, adv):
 
 
 # ---- tables for the handbook's pages ------------------------------------------------------------------------------
+def dated(row: dict) -> str:
+    """'2026-05-19' or, for a bulletin NVIDIA updated since, '2026-05-19, rev. 2026-05-21'."""
+    return str(row["published"]) + (f", rev. {row['revised']}" if "revised" in row else "")
+
+
 def link(bulletin: int) -> str:
     return f"[{bulletin}](https://nvidia.custhelp.com/app/answers/detail/a_id/{bulletin})"
 
@@ -459,7 +464,7 @@ def table(adv, which: str) -> str:
                "|---|---|---|---|---|---|---|"]
         for r in adv["toolkit"]:
             name = r["cve"] + (f" ({r['name']})" if "name" in r else "")
-            date = str(r["published"]) + (f", rev. {r['revised']}" if "revised" in r else "")
+            date = dated(r)
             fixed = r["toolkit_fixed"] + (" *" if "note" in r else "")
             out.append(f"| {name} | {link(r['bulletin'])}, {date} | {r['cvss']} | {r['what']} | {short(r['toolkit_affected'])}"
                        f" → **{fixed}** | {short(r['operator_affected'])} → {r['operator_fixed']} | {r['cdi']} |")
@@ -469,7 +474,7 @@ def table(adv, which: str) -> str:
         out = ["| Bulletin | Date | Highest CVSS | " + " | ".join(branches) + " |", "|---" * (len(branches) + 3) + "|"]
         for r in sorted(adv["driver"], key=lambda b: b["published"], reverse=True):
             cells = [r["fixed"].get(b, "—") for b in branches]
-            out.append(f"| {link(r['bulletin'])} {r['title']} | {r['published']} | {r['cvss']} | " + " | ".join(cells) + " |")
+            out.append(f"| {link(r['bulletin'])} {r['title']} | {dated(r)} | {r['cvss']} | " + " | ".join(cells) + " |")
     else:
         out = ["| CVE | Bulletin, date | CVSS | What | Affected | Fixed |", "|---|---|---|---|---|---|"]
         out += [f"| {r['cve']} | {link(r['bulletin'])}, {r['published']} | {r['cvss']} | {r['what']} | {r['affected']}"
