@@ -3,7 +3,6 @@ run CUDA: it creates a CUDA context through libcuda, checks Fabric Manager where
 fabric state, the PCI bus, the daemon), reads containerd's nvidia-ctk >= 1.18 drop-in, and wants the nvidia
 runtime as the default or a RuntimeClass. Units with fakes for libcuda and the file system; the whole program on
 the simulator's HGX scenarios."""
-import ctypes
 import importlib.util
 import subprocess
 import sys

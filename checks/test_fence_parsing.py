@@ -42,7 +42,6 @@ def test_unmet_says_why():
 
 # ---- fuzzing the fence parser: every fence superfences accepts is collected or refused with page:line ----------
 
-from pathlib import Path  # noqa: E402
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 from pymdownx.superfences import RE_NESTED_FENCE_START  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from handbook import gpusim
-from handbook.gpusim import nvml, scenario
+from handbook.gpusim import nvml, real, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = nvml.real_pynvml()
@@ -432,7 +432,7 @@ def test_run_without_a_command_is_a_usage_error():
 
 
 def test_the_shim_without_a_scenario_is_the_real_module():
-    env = {"PYTHONPATH": os.pathsep.join([str(nvml.SHIM_DIR), str(ROOT)]), gpusim.ENV_SCENARIO: ""}
+    env = {"PYTHONPATH": os.pathsep.join([str(real.SHIM_DIR), str(ROOT)]), gpusim.ENV_SCENARIO: ""}
     done = subprocess.run([sys.executable, "-c", "import pynvml; print(hasattr(pynvml, '__gpusim__'), "
                            "hasattr(pynvml, '_nvmlGetFunctionPointer'))"],
                           capture_output=True, text=True, timeout=60, env={**os.environ, **env})

@@ -1,6 +1,5 @@
 """LMS export (handbook/course/quiz/export.py): Canvas QTI 1.2 and Moodle XML, re-parsed with defusedxml and checked
 against the bank and the key: every question a group/category, every variant right, points and feedback kept."""
-import io
 import json
 import zipfile
 

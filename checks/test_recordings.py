@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from handbook import DOCS, ROOT, SNIPPETS, recordings
+from handbook import ROOT, SNIPPETS, recordings
 from handbook.harness import blocks, requirements
 from handbook.recordings import recorder
 

@@ -51,7 +51,7 @@ def request(folder: Path, path: str, body: dict | None = None, timeout: float = 
             return json.loads(err.read())
         except ValueError:
             raise FleetError(f"the fleet answered HTTP {err.code} on {path}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
         raise FleetError(f"the fleet in {folder} is not running (nothing answers on 127.0.0.1:"
                          f"{state['control_port']}): `python -m handbook.fleet start --dir {folder}` resumes it") from None
 

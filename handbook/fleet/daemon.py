@@ -20,14 +20,14 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from handbook import ROOT, gpusim
 from handbook.gpusim import live, nvidia_smi
 from handbook.fleet import FleetError, journal, nodes
-from handbook.fleet.engine import ACTIVE, ENDED, RUNNING, Engine
+from handbook.fleet.engine import ACTIVE, RUNNING, Engine
 from handbook.fleet.timeline import Game
 
 EXPORTER = ROOT / "snippets" / "labs" / "lab1" / "02_gpu_exporter.py"

@@ -12,7 +12,7 @@ alerts come about that fast.
 from __future__ import annotations
 
 from handbook.fleet import FleetError
-from handbook.fleet.engine import ACTIVE, STARTING, Engine
+from handbook.fleet.engine import ACTIVE, Engine
 from handbook.fleet.faults import KINDS
 from handbook.fleet.timeline import Game
 

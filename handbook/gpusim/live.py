@@ -20,7 +20,7 @@ CHECK_EVERY_S = 0.25  # how often the file's modification time is looked at
 
 def epoch() -> float | None:
     """The shared clock's start from HANDBOOK_GPUSIM_FOLLOW, or None when it is not set."""
-    from handbook.gpusim import ScenarioError, _number
+    from handbook.gpusim import _number
 
     raw = os.environ.get(ENV_FOLLOW)
     if not raw:

@@ -7,17 +7,14 @@ stderr and raises NVMLError_NotSupported. Nothing here ever loads libnvidia-ml.
 """
 import ctypes
 import functools
-import importlib.machinery
-import importlib.util
 import inspect
 import math
 import sys
 import threading
 import time
 import types
-from pathlib import Path
 
-from handbook.gpusim.real import SHIM_DIR, real_pynvml
+from handbook.gpusim.real import real_pynvml
 from handbook.gpusim.scenario import CLOCK_EVENT_REASONS, FABRIC_STATES, MAX_MIG_DEVICES, Scenario
 
 PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}

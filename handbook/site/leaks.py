@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from handbook import DOCS, INSTRUCTOR, ROOT
+from handbook import DOCS, INSTRUCTOR
 from handbook.harness import blocks, includes
 
 MARKER = "instructor edition only"  # in every instructor page's banner and in the key's header

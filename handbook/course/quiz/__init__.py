@@ -5,7 +5,6 @@ Learners get the bank (docs/assessment/bank.yaml), `python -m handbook.quiz chec
 graded drills' hidden scenarios (instructor/drills/scenarios/) stay with the instructors, and nothing the learner
 edition publishes may contain them (checks/test_editions.py).
 """
-from pathlib import Path
 
 from handbook import ROOT
 

@@ -32,7 +32,7 @@ from handbook.course.quiz import QuizError, render
 from handbook.course.quiz.bank import Bank, Question
 from handbook.course.quiz.key import Entry
 from handbook.course.quiz.papers import hidden_copy
-from handbook.course.quiz.variants import LETTERS, Instance
+from handbook.course.quiz.variants import Instance
 
 QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
 CP_NS = "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1"
