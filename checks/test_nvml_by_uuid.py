@@ -48,49 +48,42 @@ def fake_cuda(monkeypatch, torch, devices):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: properties(device).name)
 
 
-@pytest.mark.parametrize("visible, physical", [("5", 5), ("GPU-", None), ("6,2", 6)])
-def test_busy_vs_utilized_reads_the_gpu_cuda_runs_on(monkeypatch, visible, physical):
+def gpu_nvml_reads_first(monkeypatch, snippet: Path, run_name: str, nvml_call: str, visible) -> int:
+    """The GPU whose handle `snippet`'s main() first passes to NVML's `nvml_call`, on the simulated 8-GPU node with
+    CUDA_VISIBLE_DEVICES=visible (a callable takes pynvml and gives the value, e.g. a GPU's UUID)."""
     import torch
 
     with gpusim.activate("8gpu-one-hot") as pynvml:
         pynvml.nvmlInit()
-        if physical is None:  # a UUID in CUDA_VISIBLE_DEVICES, as the handbook's GPU runner sets it: GPU 3's
-            physical, visible = 3, pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(3))
-        devices = cuda_as_it_would_see(pynvml, visible)
+        visible = visible(pynvml) if callable(visible) else visible
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-        fake_cuda(monkeypatch, torch, devices)
-        read = []
-
-        def first_read(handle):  # the first NVML call main() makes on its handle
-            read.append(pynvml.nvmlDeviceGetIndex(handle))
-            raise Stop
-
-        monkeypatch.setattr(pynvml, "nvmlGpmQueryDeviceSupport", first_read)
-        program = runpy.run_path(str(BUSY), run_name="busy_vs_utilized")
-        with pytest.raises(Stop):
-            program["main"]()
-    assert read == [physical], f"CUDA_VISIBLE_DEVICES={visible}: NVML read GPU {read}, CUDA runs on GPU {physical}"
-
-
-def test_clock_reasons_reads_the_gpu_cuda_runs_on(monkeypatch):
-    import torch
-
-    with gpusim.activate("8gpu-one-hot") as pynvml:
-        pynvml.nvmlInit()
-        devices = cuda_as_it_would_see(pynvml, "5")
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
-        fake_cuda(monkeypatch, torch, devices)
+        fake_cuda(monkeypatch, torch, cuda_as_it_would_see(pynvml, visible))
         read = []
 
         def first_read(handle):
             read.append(pynvml.nvmlDeviceGetIndex(handle))
             raise Stop
 
-        monkeypatch.setattr(pynvml, "nvmlDeviceGetEnforcedPowerLimit", first_read)
-        program = runpy.run_path(str(CLOCKS), run_name="clock_reasons")
+        monkeypatch.setattr(pynvml, nvml_call, first_read)
+        program = runpy.run_path(str(snippet), run_name=run_name)
         with pytest.raises(Stop):
             program["main"]()
-    assert read == [5]
+    assert len(read) == 1
+    return read[0]
+
+
+def uuid_of_gpu_3(pynvml) -> str:  # a UUID in CUDA_VISIBLE_DEVICES, as the handbook's GPU runner sets it
+    return pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(3))
+
+
+@pytest.mark.parametrize("visible, physical", [("5", 5), (uuid_of_gpu_3, 3), ("6,2", 6)])
+def test_busy_vs_utilized_reads_the_gpu_cuda_runs_on(monkeypatch, visible, physical):
+    read = gpu_nvml_reads_first(monkeypatch, BUSY, "busy_vs_utilized", "nvmlGpmQueryDeviceSupport", visible)
+    assert read == physical, f"CUDA_VISIBLE_DEVICES={visible}: NVML read GPU {read}, CUDA runs on GPU {physical}"
+
+
+def test_clock_reasons_reads_the_gpu_cuda_runs_on(monkeypatch):
+    assert gpu_nvml_reads_first(monkeypatch, CLOCKS, "clock_reasons", "nvmlDeviceGetEnforcedPowerLimit", "5") == 5
 
 
 def test_lab3_rank_reads_its_own_gpu(monkeypatch):

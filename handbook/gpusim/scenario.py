@@ -122,7 +122,7 @@ STATIC = {  # name -> (python type(s), default); None default = required (except
     "memory_reserved_mib": (int, 0),   # reserved by driver and firmware: in v1 "used", apart in nvmlMemory_v2
     "wedged_at_s": ((int, float), -1),  # from then on every NVML call on this GPU blocks wedge_s, then fails
     "wedge_s": ((int, float), 30),
-    "fabric_state": (str, ""),         # "": "not_supported" (no NVSwitch fabric); set "completed" for an HGX board
+    "fabric_state": (str, "not_supported"),  # no NVSwitch fabric; "completed" for an HGX board
     "fabric_status": (str, "SUCCESS"),  # an NVML_ERROR_* name, or SUCCESS
     "mig_mode_pending": (bool, None),   # None: the same as mig_mode (no change waits for a reset)
 }
@@ -426,8 +426,6 @@ def gpu_spec(index: int, raw: dict, scenario: str, label: str, fail) -> GpuSpec:
         static["power_min_limit_w"] = round(static["power_default_limit_w"] * 2 / 7 / 5) * 5
     if static["temperature_max_operating_c"] == -1:
         static["temperature_max_operating_c"] = static["temperature_slowdown_c"] - 2
-    if not static["fabric_state"]:
-        static["fabric_state"] = "not_supported"
     if static["fabric_state"] not in FABRIC_STATES:
         fail(f"{label}: fabric_state {static['fabric_state']!r} is not one of {', '.join(FABRIC_STATES)}")
     if static["fabric_status"] != "SUCCESS":
